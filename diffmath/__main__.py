@@ -1,0 +1,5 @@
+import sys
+
+from diffmath.cli import main
+
+sys.exit(main())

@@ -1,0 +1,32 @@
+"""Every claim of the suite, registered once. Importing this package registers them all."""
+
+from diffmath.claims.registry import (
+    CheckResult,
+    Claim,
+    Kind,
+    Measurement,
+    Outcome,
+    Source,
+    all_claims,
+    chapters,
+    get,
+    register,
+    select,
+    verify_claim,
+)
+from diffmath.claims import toy_lab  # noqa: F401  (registers C0.*)
+
+__all__ = [
+    "CheckResult",
+    "Claim",
+    "Kind",
+    "Measurement",
+    "Outcome",
+    "Source",
+    "all_claims",
+    "chapters",
+    "get",
+    "register",
+    "select",
+    "verify_claim",
+]

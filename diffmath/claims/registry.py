@@ -1,0 +1,294 @@
+"""The claim registry: one source of truth for every claim the suite checks.
+
+A :class:`Claim` carries its statement (MyST/LaTeX), its source (article part, equation, paper),
+its kind, an optional :class:`~diffmath.symbolic.Derivation` checked by sympy, and an optional
+numeric check. The book, the ``diffmath verify`` ledger and pytest all read claims from here;
+nothing restates a claim by hand elsewhere.
+
+Ids follow ``C<part>.<n>``: the article's part number and a running number within it, matching
+the catalogue in ``shared/claims/`` where a claim comes from there. Part ``0`` is the toy lab, the
+library's own foundations (the exact Gaussian-mixture facts every chapter stands on).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+import torch
+
+from diffmath.symbolic import Derivation
+
+_ID = re.compile(r"^C(\d+)\.(\d+)$")
+_DERIVATIONS: dict = {}
+
+
+class Kind(str, enum.Enum):
+    """What sort of statement a claim is, and so what its check may assert."""
+
+    IDENTITY = "identity"  #: an exact equality; checked to float64 precision
+    INEQUALITY = "inequality"  #: an exact inequality; checked with a stated slack
+    LIMIT = "limit"  #: an asymptotic statement; checked along a sequence
+    EMPIRICAL = "empirical"  #: measured and reported; only what is guaranteed is asserted
+    REFUTED = "refuted"  #: false as stated; the check asserts the counterexample
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a claim comes from.
+
+    ``part`` is the article's number in the series (``None`` for the library's own facts),
+    ``equation`` the article's equation label as the catalogue numbers it, ``paper`` a citation key
+    of ``book/references.bib`` (or free text).
+    """
+
+    part: Optional[int] = None
+    equation: Optional[str] = None
+    paper: Optional[str] = None
+    note: Optional[str] = None
+
+    def describe(self) -> str:
+        bits = []
+        if self.part is not None:
+            bits.append(f"part {self.part}")
+        if self.equation:
+            bits.append(f"eq. {self.equation}")
+        if self.paper:
+            bits.append(self.paper)
+        if self.note:
+            bits.append(self.note)
+        return ", ".join(bits) if bits else "diffmath"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured quantity of a check and the bound it must respect.
+
+    ``relation`` is ``"<="`` (value ≤ bound: errors, |z|-scores) or ``">="`` (value ≥ bound).
+    ``passed`` is computed, never given.
+    """
+
+    quantity: str
+    value: float
+    bound: float
+    relation: str = "<="
+    note: str = ""
+
+    def __post_init__(self):
+        if self.relation not in ("<=", ">="):
+            raise ValueError(f"relation must be '<=' or '>=', got {self.relation!r}")
+
+    @property
+    def passed(self) -> bool:
+        v = float(self.value)
+        if not math.isfinite(v):
+            return False
+        return v <= self.bound if self.relation == "<=" else v >= self.bound
+
+    def as_dict(self) -> dict:
+        return {
+            "quantity": self.quantity,
+            "value": float(self.value),
+            "bound": float(self.bound),
+            "relation": self.relation,
+            "passed": self.passed,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What a numeric check measured, on which device, and whether every measurement passed."""
+
+    measurements: tuple[Measurement, ...]
+    setting: str = ""
+    device: str = "cpu"
+
+    @property
+    def passed(self) -> bool:
+        return len(self.measurements) > 0 and all(m.passed for m in self.measurements)
+
+    def as_dict(self) -> dict:
+        return {
+            "setting": self.setting,
+            "device": self.device,
+            "passed": self.passed,
+            "measurements": [m.as_dict() for m in self.measurements],
+        }
+
+
+CheckFn = Callable[[torch.device], CheckResult]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A mathematical claim with everything needed to check and present it."""
+
+    id: str
+    title: str
+    statement: str
+    source: Source
+    kind: Kind
+    chapter: str
+    derive: Optional[Callable[[], Derivation]] = None
+    check: Optional[CheckFn] = None
+    tests: tuple[str, ...] = ()
+    remark: str = ""
+
+    def __post_init__(self):
+        if not _ID.match(self.id):
+            raise ValueError(f"claim id must look like 'C<part>.<n>', got {self.id!r}")
+        if not isinstance(self.kind, Kind):
+            raise ValueError(f"kind must be a diffmath.claims.Kind, got {self.kind!r}")
+        if self.derive is None and self.check is None:
+            raise ValueError(f"claim {self.id} has neither a derivation nor a numeric check")
+
+    @property
+    def derivation(self) -> Optional[Derivation]:
+        """The claim's sympy derivation, built on first use (building may call sympy)."""
+        if self.derive is None:
+            return None
+        if self.id not in _DERIVATIONS:
+            _DERIVATIONS[self.id] = self.derive()
+        return _DERIVATIONS[self.id]
+
+    @property
+    def sort_key(self) -> tuple[int, int]:
+        m = _ID.match(self.id)
+        return int(m.group(1)), int(m.group(2))
+
+    @property
+    def label(self) -> str:
+        """The Sphinx label of the claim's theorem block in the book."""
+        return "claim-" + self.id.replace(".", "-")
+
+
+@dataclass
+class Outcome:
+    """The result of verifying one claim: its derivation and its numeric check."""
+
+    claim: Claim
+    derivation_ok: Optional[bool]
+    derivation_failures: list[str] = field(default_factory=list)
+    check: Optional[CheckResult] = None
+    error: Optional[str] = None
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        if self.error is not None:
+            return False
+        if self.derivation_ok is False:
+            return False
+        if self.check is not None and not self.check.passed:
+            return False
+        return True
+
+    @property
+    def status(self) -> str:
+        """``verified`` / ``refuted`` (a verified counterexample) / ``empirical`` / ``failed``."""
+        if not self.passed:
+            return "failed"
+        if self.claim.kind is Kind.REFUTED:
+            return "refuted"
+        if self.claim.kind is Kind.EMPIRICAL:
+            return "empirical"
+        return "verified"
+
+    def as_dict(self) -> dict:
+        c = self.claim
+        return {
+            "id": c.id,
+            "title": c.title,
+            "chapter": c.chapter,
+            "kind": c.kind.value,
+            "source": c.source.describe(),
+            "status": self.status,
+            "passed": self.passed,
+            "derivation": None
+            if self.derivation_ok is None
+            else {"passed": self.derivation_ok, "failures": self.derivation_failures},
+            "check": None if self.check is None else self.check.as_dict(),
+            "error": self.error,
+            "seconds": round(self.seconds, 3),
+            "tests": list(c.tests),
+        }
+
+
+_REGISTRY: dict[str, Claim] = {}
+
+
+def register(claim: Claim) -> Claim:
+    """Add a claim to the registry; a second claim with the same id is an error."""
+    if claim.id in _REGISTRY and _REGISTRY[claim.id] is not claim:
+        raise ValueError(f"claim id {claim.id} is registered twice")
+    _REGISTRY[claim.id] = claim
+    return claim
+
+
+def all_claims() -> list[Claim]:
+    """Every registered claim, ordered by part and number."""
+    return sorted(_REGISTRY.values(), key=lambda c: c.sort_key)
+
+
+def get(claim_id: str) -> Claim:
+    try:
+        return _REGISTRY[claim_id]
+    except KeyError:
+        raise KeyError(f"no claim with id {claim_id!r}; known: {', '.join(c.id for c in all_claims())}")
+
+
+def chapters() -> list[str]:
+    seen: list[str] = []
+    for c in all_claims():
+        if c.chapter not in seen:
+            seen.append(c.chapter)
+    return seen
+
+
+def select(selectors: Iterable[str] = ()) -> list[Claim]:
+    """Claims matching any selector: a claim id (``C0.3``), a part (``C0`` or ``0``) or a chapter name.
+
+    No selector selects every claim. An unknown selector raises ``ValueError``.
+    """
+    selectors = list(selectors)
+    claims = all_claims()
+    if not selectors:
+        return claims
+    chosen: list[Claim] = []
+    for s in selectors:
+        if s in _REGISTRY:
+            hits = [_REGISTRY[s]]
+        elif re.fullmatch(r"C?\d+", s):
+            part = int(s.lstrip("C"))
+            hits = [c for c in claims if c.sort_key[0] == part]
+        else:
+            hits = [c for c in claims if c.chapter == s]
+        if not hits:
+            raise ValueError(
+                f"selector {s!r} matches no claim (ids: C<part>.<n>; parts: C<part>; "
+                f"chapters: {', '.join(chapters())})"
+            )
+        chosen.extend(h for h in hits if h not in chosen)
+    return sorted(chosen, key=lambda c: c.sort_key)
+
+
+def verify_claim(claim: Claim, device: torch.device) -> Outcome:
+    """Run a claim's derivation (sympy) and numeric check; exceptions become a failed outcome."""
+    t0 = time.perf_counter()
+    outcome = Outcome(claim=claim, derivation_ok=None)
+    try:
+        if claim.derive is not None:
+            failures = claim.derivation.failures()
+            outcome.derivation_ok = not failures
+            outcome.derivation_failures = failures
+        if claim.check is not None:
+            outcome.check = claim.check(device)
+    except Exception as exc:  # a crashing check is a failed check, reported with its message
+        outcome.error = f"{type(exc).__name__}: {exc}"
+    outcome.seconds = time.perf_counter() - t0
+    return outcome

@@ -1,0 +1,44 @@
+"""Monte Carlo estimates with their standard errors, estimated from the same samples.
+
+The suite's rule (DESIGN.md): a Monte Carlo check passes when
+:math:`|\\hat\\mu - \\mu| \\le 5\\,\\widehat{\\mathrm{SE}}`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+Z_BOUND = 5.0
+"""How many standard errors a Monte Carlo estimate may stray from the truth."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: torch.Tensor
+    se: torch.Tensor
+
+    def z(self, truth) -> torch.Tensor:
+        """:math:`|\\hat\\mu-\\mu|/\\widehat{\\mathrm{SE}}`, elementwise."""
+        return (self.value - torch.as_tensor(truth, dtype=self.value.dtype, device=self.value.device)).abs() / self.se
+
+
+def mean(samples: torch.Tensor) -> Estimate:
+    """Sample mean over axis 0 and its standard error :math:`s/\\sqrt n`."""
+    n = samples.shape[0]
+    if n < 2:
+        raise ValueError("need at least 2 samples for a standard error")
+    return Estimate(samples.mean(0), samples.std(0, unbiased=True) / n**0.5)
+
+
+def self_normalised(values: torch.Tensor, log_weights: torch.Tensor) -> Estimate:
+    """Self-normalised importance-sampling estimate of :math:`E_w[\\text{values}]`, with the
+    delta-method standard error :math:`\\sqrt{\\sum_i \\bar w_i^2 (v_i - \\hat\\mu)^2}` (weights normalised).
+    ``values`` (n, ...) and ``log_weights`` (n,).
+    """
+    w = torch.softmax(log_weights, 0)
+    shape = (-1,) + (1,) * (values.ndim - 1)
+    est = (w.reshape(shape) * values).sum(0)
+    se = torch.sqrt(((w.reshape(shape) ** 2) * (values - est) ** 2).sum(0))
+    return Estimate(est, se)

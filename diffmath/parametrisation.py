@@ -1,0 +1,97 @@
+r"""Conversions between the five things a diffusion network may predict, in one place.
+
+With :math:`x = \alpha x_0 + \sigma\varepsilon` (a point and its noise level):
+
+============  =====================================================  ==========================
+name          definition                                             source
+============  =====================================================  ==========================
+``x0``        :math:`\hat x_0` (the denoiser :math:`D`)                 EDM's :math:`D_\theta`
+``eps``       :math:`\hat\varepsilon = (x - \alpha\hat x_0)/\sigma`     DDPM's :math:`\epsilon_\theta`
+``score``     :math:`s = -\hat\varepsilon/\sigma = (\alpha\hat x_0 - x)/\sigma^2`  Song et al. 2021
+``v``         :math:`v = \alpha\hat\varepsilon - \sigma\hat x_0`        Salimans & Ho 2022
+``velocity``  :math:`u = \dot\alpha\hat x_0 + \dot\sigma\hat\varepsilon` (flow matching / PF-ODE)
+============  =====================================================  ==========================
+
+Every conversion goes through the pair :math:`(\hat x_0, \hat\varepsilon)`, which any one
+prediction determines given :math:`x`: from ``v``,
+:math:`\hat x_0 = (\alpha x - \sigma v)/(\alpha^2+\sigma^2)`; from ``velocity``,
+:math:`\hat x_0 = (\dot\sigma x - \sigma u)/(\alpha\dot\sigma - \sigma\dot\alpha)` (the denominator is
+:math:`\alpha^2\, d(\sigma/\alpha)/dt > 0` for any schedule whose noise-to-signal ratio grows).
+Exact for the true conditional expectations too, since every map is affine in the prediction.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+KINDS = ("x0", "eps", "score", "v", "velocity")
+
+
+def _check_kind(kind: str, name: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"{name} must be one of {KINDS}, got {kind!r}")
+
+
+def to_x0_eps(value, kind: str, x, alpha, sigma, dalpha=None, dsigma=None):
+    """The pair :math:`(\\hat x_0, \\hat\\varepsilon)` determined by one prediction of the given kind."""
+    _check_kind(kind, "kind")
+    if kind == "x0":
+        x0 = value
+        return x0, (x - alpha * x0) / sigma
+    if kind == "eps":
+        eps = value
+        return (x - sigma * eps) / alpha, eps
+    if kind == "score":
+        eps = -sigma * value
+        return (x - sigma * eps) / alpha, eps
+    if kind == "v":
+        norm = alpha**2 + sigma**2
+        return (alpha * x - sigma * value) / norm, (sigma * x + alpha * value) / norm
+    if dalpha is None or dsigma is None:
+        raise ValueError("velocity needs dalpha and dsigma (the schedule's time derivatives)")
+    det = alpha * dsigma - sigma * dalpha
+    return (dsigma * x - sigma * value) / det, (alpha * value - dalpha * x) / det
+
+
+def from_x0_eps(x0, eps, kind: str, alpha, sigma, dalpha=None, dsigma=None):
+    """The prediction of the given kind for the pair :math:`(\\hat x_0, \\hat\\varepsilon)`."""
+    _check_kind(kind, "kind")
+    if kind == "x0":
+        return x0
+    if kind == "eps":
+        return eps
+    if kind == "score":
+        return -eps / sigma
+    if kind == "v":
+        return alpha * eps - sigma * x0
+    if dalpha is None or dsigma is None:
+        raise ValueError("velocity needs dalpha and dsigma (the schedule's time derivatives)")
+    return dalpha * x0 + dsigma * eps
+
+
+def convert(
+    value: torch.Tensor,
+    src: str,
+    dst: str,
+    *,
+    x: torch.Tensor,
+    alpha,
+    sigma,
+    dalpha: Optional[torch.Tensor] = None,
+    dsigma: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Convert a prediction of kind ``src`` at the point ``x`` into kind ``dst``.
+
+    ``alpha``, ``sigma`` (and, for ``velocity``, ``dalpha``, ``dsigma``) must broadcast against ``x``:
+    pass numbers, or tensors with a trailing unit axis for per-point noise levels.
+    """
+    _check_kind(src, "src")
+    _check_kind(dst, "dst")
+    if torch.as_tensor(sigma).le(0).any():
+        raise ValueError("sigma must be > 0 (every conversion divides by it somewhere)")
+    if src in ("eps", "score") and torch.as_tensor(alpha).le(0).any():
+        raise ValueError(f"alpha must be > 0 to recover x0 from {src}")
+    x0, eps = to_x0_eps(value, src, x, alpha, sigma, dalpha, dsigma)
+    return from_x0_eps(x0, eps, dst, alpha, sigma, dalpha, dsigma)

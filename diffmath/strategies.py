@@ -1,0 +1,104 @@
+"""Hypothesis strategies for diffusion toys, for the suite's tests and for users testing their own code.
+
+>>> from hypothesis import given
+>>> from diffmath import strategies as dst
+>>> @given(dst.mixtures(), dst.noise_levels())
+... def test_my_denoiser(gm, level): ...
+
+Profiles (:func:`load_profile`): ``ci`` (derandomised, 25 examples, no deadline; the default for the
+suite's tests), ``thorough`` (500 examples), ``dev`` (100 examples). ``HYPOTHESIS_PROFILE`` picks one.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+
+from diffmath import schedules as sch
+from diffmath.mixture import GaussianMixture
+from diffmath.toys import COV_TYPES
+
+PROFILES = ("ci", "thorough", "dev")
+
+settings.register_profile(
+    "ci", derandomize=True, max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("thorough", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=100, deadline=None)
+
+
+def load_profile(name: Optional[str] = None) -> str:
+    """Load a settings profile: ``name``, else ``$HYPOTHESIS_PROFILE``, else ``ci``."""
+    name = name or os.environ.get("HYPOTHESIS_PROFILE") or "ci"
+    if name not in PROFILES:
+        raise ValueError(f"unknown hypothesis profile {name!r}; choose one of {PROFILES}")
+    settings.load_profile(name)
+    return name
+
+
+def _floats(lo: float, hi: float):
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def spd_matrices(draw, d: int, *, floor: float = 0.1, scale: float = 1.0) -> torch.Tensor:
+    """Symmetric positive-definite (d, d) matrices :math:`\\text{scale}\\,AA^\\top/d + \\text{floor}\\,I`."""
+    entries = draw(st.lists(_floats(-1, 1), min_size=d * d, max_size=d * d))
+    A = torch.tensor(entries, dtype=torch.float64).reshape(d, d)
+    return scale * A @ A.T / d + floor * torch.eye(d, dtype=torch.float64)
+
+
+@st.composite
+def mixtures(
+    draw,
+    *,
+    dims=st.integers(1, 4),
+    components=st.integers(1, 4),
+    cov_types=st.sampled_from(COV_TYPES),
+    mean_scale: float = 3.0,
+    device: Optional[torch.device] = None,
+) -> GaussianMixture:
+    """Random Gaussian mixtures (float64) with well-conditioned covariances (eigenvalues >= 0.1)."""
+    d, K, kind = draw(dims), draw(components), draw(cov_types)
+    raw = draw(st.lists(_floats(0.05, 1.0), min_size=K, max_size=K))
+    w = torch.tensor(raw, dtype=torch.float64)
+    w = w / w.sum()
+    mu = torch.tensor(draw(st.lists(_floats(-mean_scale, mean_scale), min_size=K * d, max_size=K * d)), dtype=torch.float64)
+    mu = mu.reshape(K, d)
+    if kind == "full":
+        covs = torch.stack([draw(spd_matrices(d)) for _ in range(K)])
+    elif kind == "diagonal":
+        covs = torch.tensor(draw(st.lists(_floats(0.1, 2.0), min_size=K * d, max_size=K * d)), dtype=torch.float64).reshape(K, d)
+    else:
+        covs = torch.tensor(draw(st.lists(_floats(0.1, 2.0), min_size=K, max_size=K)), dtype=torch.float64)
+    gm = GaussianMixture(w, mu, covs)
+    return gm if device is None else gm.to(device)
+
+
+def continuous_schedules():
+    """The library's continuous schedules, with their parameters drawn."""
+    return st.one_of(
+        st.builds(sch.VPLinear, beta_min=_floats(0.01, 1.0), beta_max=_floats(5.0, 30.0)),
+        st.builds(sch.VPCosine, s=_floats(0.0, 0.05)),
+        st.just(sch.RectifiedFlow()),
+        st.builds(sch.EDM, sigma_min=_floats(1e-3, 1e-2), sigma_max=_floats(10.0, 100.0)),
+    )
+
+
+def times(schedule: sch.Schedule, *, margin: float = 0.02, upper: float = 80.0):
+    """Times strictly inside the schedule's range (``margin`` away from its ends; ``upper`` caps EDM's)."""
+    hi = min(schedule.t_max, upper)
+    return _floats(schedule.t_min + margin, hi - margin)
+
+
+@st.composite
+def noise_levels(draw, *, log10_sigma=(-3.0, 3.0)) -> tuple[float, float]:
+    """``(alpha, sigma)`` pairs with :math:`\\sigma` log-uniform in ``10**log10_sigma`` and
+    :math:`\\alpha\\in[0, 1]` (alpha = 0 and alpha = 1 included)."""
+    sigma = 10 ** draw(_floats(*log10_sigma))
+    alpha = draw(st.one_of(st.just(1.0), st.just(0.0), _floats(0.0, 1.0)))
+    return alpha, sigma

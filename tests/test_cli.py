@@ -1,0 +1,62 @@
+"""The command line: list, verify (table, JSON ledger, exit status)."""
+
+import json
+
+import pytest
+import torch
+
+from diffmath import cli
+from diffmath.claims import CheckResult, Claim, Kind, Measurement, Source, registry
+
+
+def test_list(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "C0.1" in out and "claims" in out
+
+
+def test_verify_writes_ledger(tmp_path, capsys):
+    path = tmp_path / "ledger.json"
+    assert cli.main(["verify", "C0.8", "C0.2", "--json", str(path), "--device", "cpu"]) == 0
+    ledger = json.loads(path.read_text())
+    assert [c["id"] for c in ledger["claims"]] == ["C0.2", "C0.8"]
+    assert all(c["status"] == "verified" for c in ledger["claims"])
+    m = ledger["claims"][0]["check"]["measurements"][0]
+    assert m["passed"] and m["value"] <= m["bound"]
+    out = capsys.readouterr().out
+    assert "[1/2] C0.2" in out and "2 verified" in out
+
+
+def test_unknown_selector_exit_2(capsys):
+    assert cli.main(["verify", "nonsense"]) == 2
+
+
+@pytest.fixture
+def failing_claim():
+    claim = Claim(
+        id="C999.1",
+        title="a deliberately false check",
+        statement="$1 = 2$",
+        source=Source(note="test"),
+        kind=Kind.IDENTITY,
+        chapter="test-only",
+        check=lambda device: CheckResult((Measurement("one minus two", 1.0, 1e-10),), device=str(device)),
+        tests=("tests/test_cli.py::test_failing_check_exit_1",),
+    )
+    registry.register(claim)
+    yield claim
+    registry._REGISTRY.pop(claim.id)
+
+
+def test_failing_check_exit_1(failing_claim, capsys):
+    assert cli.main(["verify", "C999.1", "--device", "cpu"]) == 1
+    out = capsys.readouterr().out
+    assert "failed" in out and "one minus two" in out
+
+
+def test_python_m_entry_point():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "diffmath", "list", "C0"], capture_output=True, text=True)
+    assert r.returncode == 0 and "C0.9" in r.stdout

@@ -1,0 +1,218 @@
+"""GaussianMixture against independent computations: scipy, autograd, Monte Carlo (5 SE)."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import diffmath as dm
+from diffmath import montecarlo
+from diffmath import strategies as dst
+from diffmath.claims.toy_lab import scipy_stats_logpdf
+from diffmath.toys import COV_TYPES, random_mixture
+
+Z = montecarlo.Z_BOUND
+
+
+def gen(device, seed):
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_log_prob_matches_scipy(device, cov_type):
+    gm = random_mixture(4, 3, cov_type=cov_type, seed=1, device=device)
+    x = torch.cat([gm.sample(100, generator=gen(device, 0)), torch.full((1, 3), 40.0, dtype=torch.float64, device=device)])
+    ref = scipy_stats_logpdf(x.cpu().numpy(), gm.weights.cpu().numpy(), gm.means.cpu().numpy(), gm.covariances().cpu().numpy())
+    assert np.allclose(gm.log_prob(x).cpu().numpy(), ref, rtol=1e-10, atol=0)
+
+
+@given(gm=dst.mixtures(), seed=st.integers(0, 2**16))
+def test_score_matches_autograd(gm, seed):
+    x = 3 * torch.randn(20, gm.dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    xg = x.clone().requires_grad_(True)
+    (auto,) = torch.autograd.grad(gm.log_prob(xg).sum(), xg)
+    assert torch.allclose(gm.score(x), auto, rtol=1e-9, atol=1e-10)
+    assert torch.allclose(gm.score_at(x, 1.0, 0.0), auto, rtol=1e-9, atol=1e-10)
+
+
+def test_batch_shapes_and_input_kinds():
+    gm = dm.GaussianMixture([0.5, 0.5], [[0.0, 0.0], [1.0, 1.0]], [1.0, 2.0])
+    x = np.zeros((3, 4, 2))
+    assert gm.log_prob(x).shape == (3, 4)
+    assert gm.score(x.tolist()).shape == (3, 4, 2)
+    assert gm.denoise(x, 0.5, torch.full((3, 4), 0.3)).shape == (3, 4, 2)
+    assert gm.log_prob(x).dtype == torch.float64
+
+
+def test_float32_parameters_give_float32():
+    w = np.array([0.25, 0.75], dtype=np.float32)
+    gm = dm.GaussianMixture(w, np.zeros((2, 3), dtype=np.float32), np.ones((2, 3), dtype=np.float32))
+    x = torch.randn(5, 3)
+    assert gm.score(x).dtype == torch.float32 and gm.denoise(x, 0.9, 0.1).dtype == torch.float32
+    gm64 = dm.GaussianMixture(w.astype(np.float64), np.zeros((2, 3)), np.ones((2, 3)))
+    assert torch.allclose(gm.log_prob(x).double(), gm64.log_prob(x), rtol=1e-5)
+
+
+def test_diffuse_matches_monte_carlo(device):
+    gm = random_mixture(2, 3, seed=2, device=device)
+    alpha, sigma, n = 0.5, 1.2, 100_000
+    g = gen(device, 1)
+    x0 = gm.sample(n, generator=g)
+    xt = alpha * x0 + sigma * torch.randn(x0.shape, generator=g, dtype=x0.dtype, device=device)
+    gt = gm.diffuse(alpha, sigma)
+    assert montecarlo.mean(xt).z(gt.mean()).max() <= Z
+    centred = xt - gt.mean()
+    outer = (centred[:, :, None] * centred[:, None, :]).reshape(n, -1)
+    assert montecarlo.mean(outer).z(gt.covariance().reshape(-1)).max() <= Z
+    # beyond two moments: E[log p_t(x_t)] over the diffused samples against the same expectation
+    # over independent draws from the claimed law (two independent estimates, SEs combined)
+    lp_model = gt.log_prob(xt)
+    lp_exact = gt.log_prob(gt.sample(n, generator=g))
+    diff = montecarlo.mean(torch.stack([lp_model, lp_exact], 1))
+    se = (diff.se[0] ** 2 + diff.se[1] ** 2).sqrt()
+    assert (diff.value[0] - diff.value[1]).abs() <= Z * se
+
+
+@given(gm=dst.mixtures(), level=dst.noise_levels())
+def test_diffuse_parameters_property(gm, level):
+    alpha, sigma = level
+    gt = gm.diffuse(alpha, sigma)
+    eye = torch.eye(gm.dim, dtype=torch.float64)
+    assert torch.allclose(gt.means, alpha * gm.means, rtol=1e-12, atol=0)
+    expected = alpha**2 * gm.covariances() + sigma**2 * eye
+    assert torch.allclose(gt.covariances(), expected, rtol=1e-10, atol=1e-12 * expected.abs().max().item())
+    assert torch.equal(gt.weights, gm.weights)
+
+
+def test_denoise_matches_importance_sampling(device):
+    gm = random_mixture(3, 2, seed=3, device=device)
+    alpha, sigma, n = 0.9, 0.7, 200_000
+    g = gen(device, 2)
+    prior = gm.sample(n, generator=g)
+    x = gm.diffuse(alpha, sigma).sample(3, generator=g)
+    exact = gm.denoise(x, alpha, sigma)
+    for i in range(3):
+        logw = -((x[i] - alpha * prior) ** 2).sum(-1) / (2 * sigma**2)
+        assert montecarlo.self_normalised(prior, logw).z(exact[i]).max() <= Z
+
+
+@given(gm=dst.mixtures(), level=dst.noise_levels(), seed=st.integers(0, 2**16))
+def test_tweedie_property(gm, level, seed):
+    alpha, sigma = level
+    x = gm.diffuse(alpha, sigma).sample(16, generator=torch.Generator().manual_seed(seed))
+    lhs = alpha * gm.denoise(x, alpha, sigma) - x
+    rhs = sigma**2 * gm.score_at(x, alpha, sigma)
+    assert ((lhs - rhs).abs().max() <= 1e-10 * max(1.0, x.abs().max().item())).item()
+
+
+def test_per_point_levels_match_scalar(device):
+    gm = random_mixture(3, 4, seed=4, device=device)
+    x = torch.randn(6, 4, dtype=torch.float64, device=device)
+    a = torch.linspace(0.1, 1.0, 6, dtype=torch.float64, device=device)
+    s = torch.linspace(2.0, 0.05, 6, dtype=torch.float64, device=device)
+    batched = gm.denoise(x, a, s)
+    one_by_one = torch.stack([gm.denoise(x[i], a[i].item(), s[i].item()) for i in range(6)])
+    assert torch.allclose(batched, one_by_one, rtol=1e-12, atol=1e-14)
+    scores = gm.score_at(x, a, s)
+    ref = torch.stack([gm.diffuse(a[i].item(), s[i].item()).score(x[i]) for i in range(6)])
+    assert torch.allclose(scores, ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "K,d,cov_type",
+    [(64, 1024, "isotropic"), (64, 1024, "diagonal"), (2, 1024, "full"), (64, 16, "full")],
+)
+def test_denoise_finite_over_noise_range(K, d, cov_type):
+    gm = random_mixture(K, d, cov_type=cov_type, seed=5)
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([gm.sample(8, generator=g), 1e3 * torch.randn(2, d, generator=g, dtype=torch.float64)])
+    for sigma in (1e-3, 1e-1, 1e1, 1e3):
+        D = gm.denoise(x, 1.0, sigma)
+        sc = gm.score_at(x, 1.0, sigma)
+        lp = gm.diffuse(1.0, sigma).log_prob(x)
+        assert torch.isfinite(D).all() and torch.isfinite(sc).all() and torch.isfinite(lp).all()
+        # Tweedie holds across the range, measured against the size of x
+        assert (D - x - sigma**2 * sc).abs().max() <= 1e-9 * x.abs().max()
+
+
+def test_conditional_score_residual_orthogonal(device):
+    gm = random_mixture(2, 2, seed=6, device=device)
+    alpha, sigma, n = 0.6, 0.9, 100_000
+    g = gen(device, 3)
+    x0 = gm.sample(n, generator=g)
+    e = torch.randn(x0.shape, generator=g, dtype=x0.dtype, device=device)
+    xt = alpha * x0 + sigma * e
+    resid = -e / sigma - gm.score_at(xt, alpha, sigma)
+    h = torch.cat([torch.ones(n, 1, dtype=xt.dtype, device=device), xt, xt**2], 1)
+    prods = (resid[:, :, None] * h[:, None, :]).reshape(n, -1)
+    assert montecarlo.mean(prods).z(0.0).max() <= Z
+    # and the same products against the conditional score alone are far from zero (the test can fail)
+    bad = ((-e / sigma)[:, :, None] * h[:, None, :]).reshape(n, -1)
+    assert montecarlo.mean(bad).z(0.0).max() > 10 * Z
+
+
+def test_sample_moments(device):
+    gm = random_mixture(3, 2, seed=7, device=device)
+    n = 100_000
+    x = gm.sample(n, generator=gen(device, 4))
+    assert montecarlo.mean(x).z(gm.mean()).max() <= Z
+    c = x - gm.mean()
+    outer = (c[:, :, None] * c[:, None, :]).reshape(n, -1)
+    assert montecarlo.mean(outer).z(gm.covariance().reshape(-1)).max() <= Z
+
+
+def test_responsibilities_and_posterior():
+    gm = random_mixture(3, 2, seed=8)
+    x = torch.randn(10, 2, dtype=torch.float64)
+    r = gm.responsibilities(x)
+    assert torch.allclose(r.sum(-1), torch.ones(10, dtype=torch.float64), atol=1e-14)
+    rt, means = gm.posterior(x, 0.7, 0.4)
+    assert torch.allclose(rt, gm.diffuse(0.7, 0.4).responsibilities(x), rtol=1e-12, atol=1e-15)
+    assert torch.allclose((rt[..., None] * means).sum(-2), gm.denoise(x, 0.7, 0.4), rtol=1e-12, atol=1e-14)
+
+
+def test_alpha_zero_denoiser_is_prior_mean():
+    gm = random_mixture(3, 2, seed=9)
+    x = torch.randn(4, 2, dtype=torch.float64)
+    assert torch.allclose(gm.denoise(x, 0.0, 1.0), gm.mean().expand(4, 2), rtol=1e-12)
+
+
+GOOD = dict(weights=[0.5, 0.5], means=[[0.0, 0.0], [1.0, 1.0]], covs=[[[1.0, 0.0], [0.0, 1.0]]] * 2)
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(weights=[1.2, -0.2]), r"weights\[1\] = -0.2"),
+        (dict(weights=[0.5, 0.6]), "sum to 1"),
+        (dict(weights=[float("nan"), 0.5]), "weights contains NaN"),
+        (dict(means=[[0.0, 0.0]]), "means must have shape"),
+        (dict(covs=[[[1.0, 0.5], [0.0, 1.0]]] * 2), r"covs\[0\] is not symmetric"),
+        (dict(covs=[[[1.0, 2.0], [2.0, 1.0]]] * 2), r"covs\[0\] is not positive definite"),
+        (dict(covs=[[1.0, -1.0], [1.0, 1.0]]), "diagonal variances"),
+        (dict(covs=[1.0, 0.0]), "isotropic variances"),
+        (dict(covs=[[[1.0]]] * 2), "full covs must have shape"),
+    ],
+)
+def test_bad_parameters_rejected(change, message):
+    with pytest.raises(ValueError, match=message):
+        dm.GaussianMixture(**{**GOOD, **change})
+
+
+def test_bad_calls_rejected():
+    gm = dm.GaussianMixture(**GOOD)
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., 2\)"):
+        gm.score(torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        gm.denoise(torch.zeros(3, 2), 1.0, 0.0)
+    with pytest.raises(ValueError, match="alpha must be >= 0"):
+        gm.denoise(torch.zeros(3, 2), -1.0, 1.0)
+    with pytest.raises(ValueError, match="batch shape"):
+        gm.denoise(torch.zeros(3, 2), torch.ones(4), 1.0)
+    with pytest.raises(ValueError, match="x contains NaN"):
+        gm.log_prob([[float("inf"), 0.0]])
+    with pytest.raises(ValueError, match="both be 0"):
+        gm.diffuse(0.0, 0.0)
+    with pytest.raises(ValueError, match="n must be"):
+        gm.sample(-1)

@@ -1,0 +1,125 @@
+"""Schedules: formulas against independent computations (autograd, numpy recurrences, limits)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from diffmath import schedules as sch
+from diffmath import strategies as dst
+
+CONTINUOUS = [sch.VPLinear(), sch.VPCosine(), sch.EDM(), sch.RectifiedFlow()]
+
+
+@pytest.mark.parametrize("schedule", CONTINUOUS, ids=repr)
+def test_derivatives_match_autograd(schedule):
+    hi = min(schedule.t_max, 50.0)
+    t = torch.linspace(0.02, hi - 0.02, 57, dtype=torch.float64, requires_grad=True)
+    for value, deriv in ((schedule.alpha, schedule.dalpha), (schedule.sigma, schedule.dsigma)):
+        out = value(t)
+        auto = torch.autograd.grad(out.sum(), t)[0] if out.requires_grad else torch.zeros_like(t)
+        exact = deriv(t.detach())
+        assert torch.allclose(exact, auto, rtol=1e-12, atol=1e-14)
+
+
+@given(dst.continuous_schedules().flatmap(lambda s: st.tuples(st.just(s), dst.times(s))))
+def test_edm_sigma_inverse_property(pair):
+    schedule, t = pair
+    s = schedule.edm_sigma(t)
+    back = schedule.t_of_edm_sigma(s)
+    assert abs(back.item() - t) <= 1e-9 * max(1.0, abs(t))
+
+
+@pytest.mark.parametrize("schedule", [sch.VPLinear(), sch.VPCosine()], ids=repr)
+def test_variance_preserving(schedule):
+    t = torch.linspace(0, 1, 101, dtype=torch.float64)
+    a, s = schedule.alpha(t), schedule.sigma(t)
+    assert torch.allclose(a**2 + s**2, torch.ones_like(t), rtol=0, atol=1e-14)
+    assert a[0].item() == pytest.approx(1.0, abs=1e-15) and s[0].item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_log_snr_is_log_of_snr():
+    schedule = sch.VPCosine()
+    t = torch.linspace(0.05, 0.95, 19, dtype=torch.float64)
+    assert torch.allclose(schedule.log_snr(t), torch.log(schedule.snr(t)), rtol=1e-13)
+    # monotone decreasing: more noise later
+    assert (schedule.log_snr(t).diff() < 0).all()
+
+
+def test_ddpm_alphas_cumprod_matches_numpy_recurrence():
+    schedule = sch.DDPMDiscrete()
+    betas = np.linspace(1e-4, 0.02, 1000)
+    ac = np.cumprod(1.0 - betas)  # DDPM's alphas_cumprod, computed independently
+    assert np.allclose(schedule.alphas_cumprod.numpy(), ac, rtol=1e-12)
+    n = torch.tensor([0.0, 10.0, 500.0, 999.0], dtype=torch.float64)
+    assert np.allclose(schedule.alpha(n).numpy() ** 2, ac[[0, 10, 500, 999]], rtol=1e-12)
+    assert np.allclose(schedule.sigma(n).numpy() ** 2, 1 - ac[[0, 10, 500, 999]], rtol=1e-12)
+
+
+def test_ddpm_rejects_fractional_steps_and_has_no_derivative():
+    schedule = sch.DDPMDiscrete()
+    with pytest.raises(ValueError, match="integer"):
+        schedule.alpha(0.5)
+    with pytest.raises(NotImplementedError):
+        schedule.dalpha(3)
+
+
+def test_ddpm_continuous_limit_is_close():
+    """as_continuous() is the VP SDE with beta(t) = N beta_start + t N (beta_end - beta_start).
+
+    log alpha_n^2 = sum_{i<=n} log(1 - beta_i) and log alpha(t)^2 = -int_0^t beta differ by the
+    per-step terms -log(1-beta_i) - beta_i and by sum beta_i - int beta (the triangle inequality
+    bounds the gap by both); a wrongly scaled as_continuous() breaks the bound by orders of magnitude.
+    """
+    schedule = sch.DDPMDiscrete()
+    cont = schedule.as_continuous()
+    betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+    n = torch.arange(0, 1000, 37)
+    t = (n + 1).double() / 1000
+    gap = (2 * torch.log(schedule.alpha(n.double())) - 2 * torch.log(cont.alpha(t))).abs()
+    second_order = torch.cumsum(-torch.log1p(-betas) - betas, 0)[n]
+    integral = cont.beta_min * t + 0.5 * (cont.beta_max - cont.beta_min) * t**2
+    quadrature = (torch.cumsum(betas, 0)[n] - integral).abs()
+    assert (gap <= second_order + quadrature + 1e-12).all()
+    assert gap.max() < 0.1
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.1, float("nan")])
+def test_times_out_of_range_rejected(bad):
+    with pytest.raises(ValueError, match="t"):
+        sch.VPCosine().alpha(bad)
+
+
+def test_rectified_flow_line():
+    rf = sch.RectifiedFlow()
+    t = torch.linspace(0, 1, 11, dtype=torch.float64)
+    assert torch.equal(rf.alpha(t), 1 - t) and torch.equal(rf.sigma(t), t)
+    assert torch.allclose(rf.edm_sigma(t[:-1]), t[:-1] / (1 - t[:-1]))
+
+
+@given(
+    n=st.integers(2, 100),
+    rho=st.floats(0.1, 20),
+    lo=st.floats(1e-3, 1.0),
+    ratio=st.floats(1.5, 1e4),
+)
+def test_edm_rho_grid_property(n, rho, lo, ratio):
+    """Article 21, eq. 2 (C21.2 in the catalogue): endpoints exact, strictly decreasing."""
+    hi = lo * ratio
+    grid = sch.edm_rho_grid(n, lo, hi, rho)
+    assert grid[0].item() == hi and grid[-1].item() == lo
+    assert (grid.diff() < 0).all()
+
+
+def test_edm_rho_grid_uniform_at_rho_one_and_geometric_limit():
+    assert torch.allclose(sch.edm_rho_grid(5, 1.0, 5.0, 1.0), torch.tensor([5.0, 4.0, 3.0, 2.0, 1.0], dtype=torch.float64))
+    geo = torch.logspace(math.log10(80), math.log10(0.002), 9, dtype=torch.float64)
+    assert torch.allclose(sch.edm_rho_grid(9, 0.002, 80.0, 1e6), geo, rtol=1e-4)
+
+
+def test_edm_sampling_sigmas_append_zero():
+    s = sch.EDM().sampling_sigmas(18)
+    assert s.shape == (19,) and s[-1].item() == 0.0 and s[0].item() == 80.0
