@@ -1,4 +1,4 @@
-"""The command line: ``diffmath verify`` (the claim ledger) and ``diffmath list``.
+"""The command line: ``diffmath verify`` (the claim ledger), ``diffmath list``, ``diffmath book``.
 
 ``diffmath verify [SELECTOR ...] [--json PATH] [--device DEV]`` runs each selected claim's sympy
 derivation and numeric check on the best device (cuda when available), prints a line per claim as
@@ -102,7 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list the registered claims")
     ls.add_argument("selectors", nargs="*")
     ls.set_defaults(func=cmd_list)
+    bk = sub.add_parser("book", help="generate the claim pages or build the book (see python -m diffmath.book -h)")
+    bk.add_argument("book_args", nargs=argparse.REMAINDER, help="generate|build [options]")
+    bk.set_defaults(func=cmd_book)
     return parser
+
+
+def cmd_book(args) -> int:
+    from diffmath import book
+
+    return book.main(args.book_args)
 
 
 def main(argv=None) -> int:

@@ -37,6 +37,23 @@ from diffmath._validation import as_tensor, is_float32, noise_level, points
 _CHUNK_ELEMENTS = 1 << 20  # elements of one (chunk, K, d) intermediate: small enough to stay in cache
 
 
+_LOG_TINY = -700.0  # exp(-700) ~ 1e-304 is still a normal float64; anything below is set to 0
+
+
+def _log_normalise(logc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Responsibilities ``softmax(logc, 1)`` and ``logsumexp(logc, 1)``, without subnormal numbers.
+
+    Terms more than 700 nats below the largest are dropped (they change a responsibility by less
+    than 1e-304). Keeping them would fill the arrays with subnormal floats, which slow every later
+    operation on the CPU by one or two orders of magnitude.
+    """
+    top = logc.amax(1, keepdim=True)
+    shifted = logc - top
+    e = torch.exp(shifted.masked_fill(shifted < _LOG_TINY, -math.inf))
+    total = e.sum(1, keepdim=True)
+    return e / total, (top + torch.log(total)).squeeze(1)
+
+
 def _common_device(*values) -> torch.device:
     devices = {v.device for v in values if isinstance(v, torch.Tensor)}
     if len(devices) > 1:
@@ -241,7 +258,8 @@ class GaussianMixture:
         r"""For points x (n, d) at levels alpha, sigma (0-d or (n, 1)):
 
         ``logc`` (n, K): :math:`\log\pi_k + \log\mathcal N(x;\alpha\mu_k,S_k)`;
-        ``y`` (n, K, d): :math:`U_k^\top(x-\alpha\mu_k)`; ``ev`` (1|n, K, d): eigenvalues of :math:`S_k`.
+        ``w`` (n, K, d): :math:`U_k^\top S_k^{-1}(x-\alpha\mu_k)`, in each component's eigenbasis
+        (:math:`S_k` has eigenvalues :math:`\alpha^2\lambda_k+\sigma^2`).
         """
         n, K, d = x.shape[0], self.n_components, self.dim
         a = alpha if alpha.ndim == 0 else alpha[:, :, None]  # (n, 1, 1)
@@ -332,24 +350,24 @@ class GaussianMixture:
     # -- density, score, responsibilities ----------------------------------------------------------
     def log_prob(self, x) -> torch.Tensor:
         """:math:`\\log p(x)` for x of shape (..., d); returns shape (...)."""
-        return self._map(lambda xc: torch.logsumexp(self._components_own(xc)[0], 1), self._x(x))
+        return self._map(lambda xc: _log_normalise(self._components_own(xc)[0])[1], self._x(x))
 
     def responsibilities(self, x) -> torch.Tensor:
         """:math:`r_k(x) = \\pi_k\\mathcal N(x;\\mu_k,\\Sigma_k)/p(x)`; shape (..., K)."""
-        return self._map(lambda xc: torch.softmax(self._components_own(xc)[0], 1), self._x(x))
+        return self._map(lambda xc: _log_normalise(self._components_own(xc)[0])[0], self._x(x))
 
     def score(self, x) -> torch.Tensor:
         """:math:`\\nabla_x\\log p(x) = -\\sum_k r_k(x)\\Sigma_k^{-1}(x-\\mu_k)` (claim C0.2); shape (..., d)."""
 
         def fn(xc):
             logc, z = self._components_own(xc)
-            return -torch.einsum("nk,nkd->nd", torch.softmax(logc, 1), z)
+            return -torch.einsum("nk,nkd->nd", _log_normalise(logc)[0], z)
 
         return self._map(fn, self._x(x))
 
     def _score_chunk(self, xc, a, s):
         logc, w = self._components(xc, a, s)
-        r = torch.softmax(logc, 1)
+        r = _log_normalise(logc)[0]
         return -self._sum_rotated(w * r[..., None])
 
     def score_at(self, x, alpha, sigma) -> torch.Tensor:
@@ -376,7 +394,7 @@ class GaussianMixture:
 
     def _denoise_chunk(self, xc, a, s):
         logc, w = self._components(xc, a, s)
-        r = torch.softmax(logc, 1)  # (n, K)
+        r = _log_normalise(logc)[0]  # (n, K)
         a = a if a.ndim == 0 else a[:, :, None]
         # sum_k r_k alpha Sigma_k S_k^{-1} (x - alpha mu_k), in each component's eigenbasis
         shift = self._sum_rotated(w * (r[..., None] * a * self.eigenvalues[None]))
@@ -392,7 +410,7 @@ class GaussianMixture:
 
         def fn(xc, ac, sc):
             logc, w = self._components(xc, ac, sc)
-            r = torch.softmax(logc, 1)
+            r = _log_normalise(logc)[0]
             z = (ac if ac.ndim == 0 else ac[:, :, None]) * self.eigenvalues[None] * w  # (n, K, d)
             if self.eigenvectors is not None:
                 z = torch.einsum("kij,nkj->nki", self.eigenvectors, z)

@@ -22,6 +22,7 @@ import sympy as sp
 Expr = Union[sp.Expr, sp.MatrixBase]
 
 _RELATIONS = {"=": "=", "<=": r"\le", ">=": r"\ge"}
+_WIDE = 90  # characters of TeX beyond which a step is set on two lines
 
 
 def _is_zero(expr: Expr) -> bool:
@@ -92,7 +93,9 @@ class Step:
     def to_latex(self) -> str:
         lhs = self.lhs_tex if self.lhs_tex is not None else sp.latex(self.lhs)
         rhs = self.rhs_tex if self.rhs_tex is not None else sp.latex(self.rhs)
-        why = rf" && \text{{{self.why}}}" if self.why else ""
+        why = rf" \qquad \text{{({self.why})}}" if self.why else ""
+        if len(lhs) + len(rhs) > _WIDE:  # too wide for one line of the page: relation on a second line
+            return f"& {lhs} \\\\\n&\\quad {_RELATIONS[self.relation]} {rhs}{why}"
         return f"{lhs} &{_RELATIONS[self.relation]} {rhs}{why}"
 
 

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 from diffmath import cli
 from diffmath.claims import CheckResult, Claim, Kind, Measurement, Source, registry

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 import diffmath as dm
 from diffmath import flows
 from diffmath import schedules as sch
-from diffmath import strategies as dst
 from diffmath.toys import random_mixture, random_spd
 
 

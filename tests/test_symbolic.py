@@ -42,7 +42,13 @@ def test_inequality_certificates():
 def test_latex_rendering():
     d = Derivation([Step(x + x, 2 * x, why="collect", lhs_tex="x+x")])
     tex = d.to_latex()
-    assert tex.startswith("\\begin{aligned}") and "x+x &= 2 x" in tex and "\\text{collect}" in tex
+    assert tex.startswith("\\begin{aligned}") and "x+x &= 2 x" in tex and "\\text{(collect)}" in tex
+
+
+def test_wide_steps_break_onto_two_lines():
+    long = sp.Add(*sp.symbols("a0:40"))
+    tex = Step(long, long).to_latex()
+    assert tex.startswith("& ") and "\\\\\n&\\quad =" in tex
 
 
 def test_empty_and_bad_relation_rejected():

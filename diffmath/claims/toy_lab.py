@@ -11,7 +11,6 @@ within ``ODE_RTOL`` (1e-9) of the closed form; Monte Carlo within ``montecarlo.Z
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import sympy as sp
@@ -61,19 +60,21 @@ def _derive_c01() -> Derivation:
             Step(
                 log_normal(x, a * y, s**2) + log_normal(y, m, v),
                 log_normal(x, a * m, S1) + log_normal(y, POST_MEAN, POST_VAR),
-                why="complete the square in x_0",
+                why="complete the square in the data point",
                 lhs_tex=r"\log\mathcal N(x;\alpha x_0,\sigma^2)+\log\mathcal N(x_0;\mu,v)",
-                rhs_tex=r"\log\mathcal N(x;\alpha\mu,\alpha^2v+\sigma^2)+\log\mathcal N\!\Big(x_0;\mu+\tfrac{\alpha v(x-\alpha\mu)}{\alpha^2v+\sigma^2},\tfrac{v\sigma^2}{\alpha^2v+\sigma^2}\Big)",
+                rhs_tex=r"\log\mathcal N(x;\alpha\mu,\alpha^2v+\sigma^2)+\log\mathcal N(x_0;m_{\rm post},v_{\rm post})",
             ),
             Step(
                 sp.integrate(sp.exp(log_normal(y, POST_MEAN, POST_VAR)), (y, -sp.oo, sp.oo)),
                 sp.Integer(1),
-                why="integrate out x_0",
+                why="integrate out the data point",
                 lhs_tex=r"\int\mathcal N(x_0;m_{\rm post},v_{\rm post})\,dx_0",
                 rhs_tex="1",
             ),
         ],
-        setting=r"One component in one dimension, $x_0\sim\mathcal N(\mu,v)$; in $d$ dimensions the same "
+        setting=r"One component in one dimension, $x_0\sim\mathcal N(\mu,v)$, with "
+        r"$m_{\rm post}=\mu+\alpha v(x-\alpha\mu)/(\alpha^2v+\sigma^2)$ and $v_{\rm post}=v\sigma^2/(\alpha^2v+\sigma^2)$; "
+        r"in $d$ dimensions the same "
         r"computation runs in the eigenbasis of $\Sigma_k$, and a mixture is handled component by component.",
     )
 
@@ -150,7 +151,7 @@ def _derive_c02() -> Derivation:
             Step(
                 sp.diff(sp.log(p), x),
                 -r1 * (x - m1) / v1 - r2 * (x - m2) / v2,
-                why="chain rule; r_k = pi_k N_k / p",
+                why="chain rule, responsibilities as weights",
                 lhs_tex=r"\partial_x\log\sum_k\pi_k\mathcal N(x;\mu_k,v_k)",
                 rhs_tex=r"-\sum_k r_k(x)\,(x-\mu_k)/v_k",
             ),
@@ -344,14 +345,14 @@ def _derive_c05() -> Derivation:
             Step(
                 sp.diff(log_normal(x, a * y, s**2), x).subs(x, a * y + s * eps),
                 -eps / s,
-                why="substitute x_t = alpha x_0 + sigma eps",
+                why="substitute the forward process",
                 lhs_tex=r"\nabla_{x_t}\log p(x_t\mid x_0)\big|_{x_t=\alpha x_0+\sigma\varepsilon}",
                 rhs_tex=r"-\varepsilon/\sigma",
             ),
             Step(
                 -(x - a * POST_MEAN) / s**2,
                 sp.diff(log_normal(x, a * m, S1), x),
-                why="posterior average of -(x - alpha x_0)/sigma^2 is the marginal score (Gaussian case)",
+                why="posterior average, Gaussian case",
                 lhs_tex=r"\mathbb E\big[-(x_t-\alpha x_0)/\sigma^2\mid x_t\big]",
                 rhs_tex=r"\nabla\log p_t(x_t)",
             ),
@@ -419,14 +420,14 @@ def _derive_c06() -> Derivation:
             Step(
                 f_drift * x - g2 / 2 * score,
                 vel,
-                why="Song et al.'s f x - g^2/2 score, with Tweedie for the score",
+                why="Song et al., with Tweedie for the score",
                 lhs_tex=r"f_t x-\tfrac12 g_t^2\nabla\log p_t(x)",
                 rhs_tex=r"\dot\alpha D+\dot\sigma\,\frac{x-\alpha D}{\sigma}",
             ),
             Step(
                 vel.subs(x, A_f * sp.Symbol("x_0") + S_f * eps).subs(D, sp.Symbol("x_0")),
                 dA * sp.Symbol("x_0") + dS * eps,
-                why="at D = x_0 it is the conditional velocity",
+                why="the conditional velocity",
                 lhs_tex=r"v\big|_{D=x_0,\;x=\alpha x_0+\sigma\varepsilon}",
                 rhs_tex=r"\dot\alpha x_0+\dot\sigma\varepsilon",
             ),
@@ -560,7 +561,7 @@ def _derive_c08() -> Derivation:
             Step(
                 sp.Matrix(back),
                 sp.Matrix([x0s, eps]),
-                why=f"library round trip through {kind}",
+                why="library round trip",
                 lhs_tex=rf"(\hat x_0,\hat\varepsilon)\big[\texttt{{{kind}}}(x_0,\varepsilon)\big]",
                 rhs_tex=r"(x_0,\varepsilon)",
             )
@@ -633,7 +634,7 @@ def _derive_c09() -> Derivation:
             Step(
                 vel / A_f - dA * x_val / A_f**2,
                 (xt - D) * sp.diff(ratio, t_sym) / ratio,
-                why="quotient rule with x = alpha x~",
+                why="quotient rule",
                 lhs_tex=r"\frac{d}{dt}\frac{x_t}{\alpha_t}",
                 rhs_tex=r"\big(\tilde x-D\big)\,\frac{\dot s}{s},\quad s=\sigma_t/\alpha_t",
             ),

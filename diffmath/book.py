@@ -1,0 +1,454 @@
+"""The book's claim pages, generated from the claim registry and a ``diffmath verify`` ledger.
+
+Nothing in the book restates a claim by hand: every theorem block, derivation, check table, the
+ledger page and the errata page come from :mod:`diffmath.claims` and the JSON ledger written by
+``diffmath verify --json``. The generated files live in ``book/_generated/`` (not tracked by git,
+excluded from Sphinx's own document discovery) and the chapters pull them in with MyST
+``{include}`` directives:
+
+* ``_generated/claims/<id>.md`` — one per claim: a ``{prf:theorem}`` block labelled
+  ``claim.label`` holding the statement, its source, kind and verified status; a ``{prf:proof}``
+  block with the sympy-checked derivation; the numeric check's measurements;
+* ``_generated/ledger.md`` — every claim, its status, a link to its section and its tests;
+* ``_generated/errata.md`` — every claim the suite found false as stated, with its counterexample.
+
+Command line::
+
+    python -m diffmath.book generate [--book-dir book] [--ledger book/_generated/ledger.json]
+    python -m diffmath.book build    [--book-dir book] [--ledger ...] [--no-verify] [--no-strict]
+
+``build`` is what ``scripts/book.sh`` runs (and what the browser test runs): ``diffmath verify``,
+then ``generate``, then ``jupyter-book build`` failing on any Sphinx warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+STATUSES = ("verified", "refuted", "empirical", "failed")
+NOT_RUN = "not run"
+
+_STATUS_BADGE = {
+    "verified": "✓ verified",
+    "refuted": "refuted (counterexample verified)",
+    "empirical": "empirical (measured)",
+    "failed": "✗ **FAILED**",
+    NOT_RUN: "not run",
+}
+
+_REL_TEX = {"<=": "≤", ">=": "≥"}
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def _default_book_dir() -> Path:
+    """``book/`` of the repository this file lives in, else ``./book``."""
+    here = Path(__file__).resolve().parent.parent / "book"
+    return here if here.is_dir() else Path("book")
+
+
+def _load_ledger(ledger_path) -> dict:
+    if ledger_path is None:
+        return {"device": None, "generated": None, "claims": []}
+    path = Path(ledger_path)
+    if not path.is_file():
+        return {"device": None, "generated": None, "claims": []}
+    data = json.loads(path.read_text(encoding="utf8"))
+    if not isinstance(data, dict) or not isinstance(data.get("claims"), list):
+        raise ValueError(f"ledger {path} is not a diffmath verify ledger (no 'claims' list)")
+    return data
+
+
+def bib_keys(book_dir) -> set[str]:
+    """The citation keys of ``book/references.bib`` (empty when there is none)."""
+    bib = Path(book_dir) / "references.bib"
+    if not bib.is_file():
+        return set()
+    return set(re.findall(r"^\s*@\w+\s*\{\s*([^,\s]+)\s*,", bib.read_text(encoding="utf8"), re.M))
+
+
+def article_key(part: int) -> str:
+    """The references.bib key of Su's article number ``part`` of the series."""
+    return f"su-part{part}"
+
+
+def _cell(text: str) -> str:
+    """Text safe inside one markdown table cell (no newlines, escaped pipes)."""
+    return " ".join(str(text).split()).replace("|", r"\|")
+
+
+def _code(text: str) -> str:
+    """Inline code for a table cell: backticks chosen longer than any run inside."""
+    text = " ".join(str(text).split())
+    runs = [len(r) for r in re.findall(r"`+", text)] or [0]
+    fence = "`" * (max(runs) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}".replace("|", r"\|")
+
+
+def _fence(body: str, minimum: int = 3) -> str:
+    """A colon fence longer than any colon fence inside ``body``."""
+    runs = [len(m) for m in re.findall(r"^\s*(:{3,})", body, re.M)] or [0]
+    return ":" * max(minimum, max(runs) + 1)
+
+
+def _num(x) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return _cell(x)
+    return f"{v:.3g}"
+
+
+def _source_md(claim, keys: set[str]) -> str:
+    """The claim's source in words, with citations where references.bib knows the work."""
+    src = claim.source
+    bits = []
+    if getattr(src, "part", None):  # part 0 (or None) is the library's own foundations
+        key = article_key(src.part)
+        bits.append(f"part {src.part} {{cite:p}}`{key}`" if key in keys else f"part {src.part}")
+    if getattr(src, "equation", None):
+        eq = str(src.equation)
+        bits.append(f"eq. {eq}" if eq.startswith("(") else f"eq. ({eq})")
+    paper = getattr(src, "paper", None)
+    if paper:
+        cited = [k.strip() for k in re.split(r"[;,]", str(paper))]
+        if cited and all(k in keys for k in cited):
+            bits.append("{cite:p}`" + ",".join(cited) + "`")
+        else:
+            bits.append(str(paper))
+    if getattr(src, "note", None):
+        bits.append(str(src.note))
+    return ", ".join(bits) if bits else "diffmath (the library's own foundations)"
+
+
+def _measurement_table(check: dict) -> str:
+    rows = ["| quantity | value | bound | passed |", "| --- | ---: | ---: | :---: |"]
+    for m in check.get("measurements", []):
+        rel = _REL_TEX.get(m.get("relation", "<="), m.get("relation", ""))
+        quantity = _cell(m.get("quantity", ""))
+        if m.get("note"):
+            quantity += f" ({_cell(m['note'])})"
+        rows.append(
+            f"| {quantity} | {_num(m.get('value'))} | {rel} {_num(m.get('bound'))} | "
+            f"{'✓' if m.get('passed') else '✗ **no**'} |"
+        )
+    return "\n".join(rows)
+
+
+def _check_md(check: dict, heading: str = "Numeric check") -> str:
+    setting = check.get("setting") or "—"
+    device = check.get("device") or "?"
+    verdict = "every measurement within its bound" if check.get("passed") else "**a measurement is out of bounds**"
+    return (
+        f"**{heading}** ({verdict}). Setting: {setting}. Device: `{device}`.\n\n"
+        + _measurement_table(check)
+        + "\n"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# pages
+# ----------------------------------------------------------------------------------------------
+
+
+def claim_page(claim, outcome: Optional[dict], keys: set[str], device: Optional[str] = None) -> str:
+    """The MyST markdown of one claim: theorem, status, derivation, numeric check, tests."""
+    status = outcome.get("status", NOT_RUN) if outcome else NOT_RUN
+    kind = claim.kind.value if hasattr(claim.kind, "value") else str(claim.kind)
+
+    theorem_body = claim.statement.strip() + "\n\n"
+    theorem_body += (
+        f"*Source:* {_source_md(claim, keys)} · *kind:* {kind} · "
+        f"*status:* {_STATUS_BADGE.get(status, status)} ({{ref}}`ledger <claim-ledger>`)\n"
+    )
+    fence = _fence(theorem_body, 4)
+    out = [
+        f"<!-- generated by diffmath.book from claim {claim.id}; do not edit -->",
+        "",
+        f"{fence}{{prf:theorem}} {claim.id}: {claim.title}",
+        f":label: {claim.label}",
+        "",
+        theorem_body.rstrip(),
+        fence,
+        "",
+    ]
+
+    derivation = getattr(claim, "derivation", None)
+    if derivation is not None:
+        d_out = (outcome or {}).get("derivation") or None
+        if d_out is None:
+            verdict = "each step below is checked by sympy (`diffmath verify` has not run it for this build)."
+        elif d_out.get("passed"):
+            verdict = "each step below is checked by sympy, and sympy verified every one."
+        else:
+            fails = "; ".join(_cell(f) for f in d_out.get("failures", [])) or "unknown"
+            verdict = f"each step below is checked by sympy; **sympy could not verify**: {fails}."
+        setting = (derivation.setting or "").strip()
+        proof_body = (
+            (f"*Setting.* {setting}\n\n" if setting else "")
+            + f"Derivation — {verdict}\n\n"
+            + "```{math}\n"
+            + derivation.to_latex().strip()
+            + "\n```\n"
+        )
+        pfence = _fence(proof_body, 4)
+        out += [f"{pfence}{{prf:proof}}", proof_body.rstrip(), pfence, ""]
+
+    check = (outcome or {}).get("check")
+    if check:
+        out += [_check_md(check), ""]
+    elif getattr(claim, "check", None) is not None and outcome is None:
+        out += ["*Numeric check:* not run for this build (run `diffmath verify`).", ""]
+
+    error = (outcome or {}).get("error")
+    if error:
+        out += ["```{error}", f"The check raised: {error}", "```", ""]
+
+    remark = (getattr(claim, "remark", "") or "").strip()
+    if remark:
+        out += ["```{note}", remark, "```", ""]
+
+    tests = tuple(getattr(claim, "tests", ()) or ())
+    if tests:
+        out += ["*Tests:* " + ", ".join(_code(t) for t in tests), ""]
+    return "\n".join(out)
+
+
+def _ref(claim) -> str:
+    return f"{{prf:ref}}`{claim.id} <{claim.label}>`"
+
+
+def ledger_page(claims, outcomes: dict, ledger: dict, keys: set[str]) -> str:
+    """Every claim with its status, source, tests and a link to its section."""
+    counts = {s: 0 for s in (*STATUSES, NOT_RUN)}
+    for c in claims:
+        counts[outcomes.get(c.id, {}).get("status", NOT_RUN)] += 1
+    when = ledger.get("generated") or "never"
+    device = ledger.get("device") or "—"
+    tally = ", ".join(f"**{n}** {s}" for s, n in counts.items() if n or s in STATUSES)
+    out = [
+        "<!-- generated by diffmath.book; do not edit -->",
+        "",
+        f"{len(claims)} claims: {tally}. "
+        f"Checks run by `diffmath verify` at {when} on device `{device}`.",
+        "",
+        "| claim | title | kind | status | source |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for c in claims:
+        status = outcomes.get(c.id, {}).get("status", NOT_RUN)
+        kind = c.kind.value if hasattr(c.kind, "value") else str(c.kind)
+        out.append(
+            f"| {_ref(c)} | {_cell(c.title)} | {kind} | {_STATUS_BADGE.get(status, status)} | "
+            f"{_cell(_source_md(c, keys))} |"
+        )
+    out += ["", "**Tests behind each claim** (run one with `python -m pytest \"<node id>\"`):", ""]
+    for c in claims:
+        tests = ", ".join(_code(t) for t in getattr(c, "tests", ())) or "no test names it yet"
+        out.append(f"- {_ref(c)}: {tests}")
+    return "\n".join(out) + "\n"
+
+
+def errata_page(claims, outcomes: dict, keys: set[str]) -> str:
+    """Every claim of kind *refuted*: the statement as made, and the verified counterexample."""
+    refuted = [c for c in claims if getattr(c.kind, "value", c.kind) == "refuted"]
+    out = ["<!-- generated by diffmath.book; do not edit -->", ""]
+    if not refuted:
+        out += [
+            "No errata yet in the chapters built so far: every claim checked up to now holds as "
+            "stated (see the {ref}`claim ledger <claim-ledger>`).",
+            "",
+        ]
+        return "\n".join(out)
+    for c in refuted:
+        o = outcomes.get(c.id, {})
+        status = o.get("status", NOT_RUN)
+        out += [
+            f"## {c.id}: {c.title}",
+            "",
+            f"Source: {_source_md(c, keys)}. Section: {_ref(c)}. Ledger status: "
+            f"{_STATUS_BADGE.get(status, status)}.",
+            "",
+            "**As stated:**",
+            "",
+            c.statement.strip(),
+            "",
+        ]
+        if o.get("check"):
+            out += [_check_md(o["check"], heading="Counterexample"), ""]
+        else:
+            out += ["*Counterexample:* not run for this build (run `diffmath verify`).", ""]
+        remark = (getattr(c, "remark", "") or "").strip()
+        if remark:
+            out += ["**Correction:**", "", remark, ""]
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# generate
+# ----------------------------------------------------------------------------------------------
+
+
+def _write(path: Path, text: str) -> bool:
+    """Write ``text`` unless the file already holds it (keeps Sphinx's incremental builds quiet)."""
+    if path.is_file() and path.read_text(encoding="utf8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf8")
+    return True
+
+
+def generate(book_dir=None, ledger_path=None, claims: Optional[Sequence] = None) -> list[Path]:
+    """Write ``book_dir/_generated/{claims/<id>.md, ledger.md, errata.md}``; return their paths.
+
+    ``ledger_path`` is a JSON ledger of ``diffmath verify --json``; when it is ``None`` or missing,
+    every claim is shown as *not run*. ``claims`` defaults to every registered claim.
+    """
+    book_dir = Path(book_dir) if book_dir is not None else _default_book_dir()
+    if claims is None:
+        from diffmath.claims import all_claims
+
+        claims = all_claims()
+    claims = list(claims)
+    ledger = _load_ledger(ledger_path)
+    outcomes = {o["id"]: o for o in ledger["claims"] if isinstance(o, dict) and "id" in o}
+    keys = bib_keys(book_dir)
+
+    gen = book_dir / "_generated"
+    claim_dir = gen / "claims"
+    claim_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    wanted = set()
+    for c in claims:
+        path = claim_dir / f"{c.id}.md"
+        wanted.add(path.name)
+        _write(path, claim_page(c, outcomes.get(c.id), keys, ledger.get("device")))
+        written.append(path)
+    for stale in claim_dir.glob("*.md"):
+        if stale.name not in wanted:
+            stale.unlink()
+    _write(gen / "ledger.md", ledger_page(claims, outcomes, ledger, keys))
+    _write(gen / "errata.md", errata_page(claims, outcomes, keys))
+    written += [gen / "ledger.md", gen / "errata.md"]
+    return written
+
+
+# ----------------------------------------------------------------------------------------------
+# build: verify -> generate -> jupyter-book build
+# ----------------------------------------------------------------------------------------------
+
+
+def _jupyter_book() -> list[str]:
+    exe = Path(sys.executable).with_name("jupyter-book")
+    return [str(exe)] if exe.exists() else [shutil.which("jupyter-book") or "jupyter-book"]
+
+
+def run_verify(ledger_path, select: Iterable[str] = ()) -> int:
+    """``python -m diffmath verify --json LEDGER [SELECT...]``; its exit status."""
+    ledger_path = Path(ledger_path)
+    ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "diffmath", "verify", "--json", str(ledger_path), *select]
+    print("$", " ".join(cmd), flush=True)
+    return subprocess.call(cmd)
+
+
+def run_jupyter_book(book_dir, strict: bool = True, output_dir=None) -> int:
+    """``jupyter-book build BOOK`` (``-W -n --keep-going`` when strict); its exit status."""
+    cmd = [*_jupyter_book(), "build", str(book_dir)]
+    if strict:
+        cmd += ["-W", "-n", "--keep-going"]
+    if output_dir is not None:
+        cmd += ["--path-output", str(output_dir)]
+    print("$", " ".join(cmd), flush=True)
+    env = dict(os.environ)
+    # The chapters' figures come from matplotlib's inline backend in the kernel; a non-interactive
+    # MPLBACKEND inherited from the caller (Agg, say) would silently drop every figure.
+    env.pop("MPLBACKEND", None)
+    return subprocess.call(cmd, env=env)
+
+
+def build(
+    book_dir=None,
+    ledger_path=None,
+    verify: bool = True,
+    strict: bool = True,
+    output_dir=None,
+    select: Iterable[str] = (),
+) -> int:
+    """Run ``diffmath verify``, :func:`generate` and ``jupyter-book build``; return an exit status.
+
+    The book is built even when a check fails (the ledger then shows it as failed); the returned
+    status is non-zero when verification or the build failed. ``strict`` turns every Sphinx
+    warning into an error (``-W -n --keep-going``).
+    """
+    book_dir = Path(book_dir) if book_dir is not None else _default_book_dir()
+    ledger_path = Path(ledger_path) if ledger_path else book_dir / "_generated" / "ledger.json"
+    status = 0
+    if verify:
+        rc = run_verify(ledger_path, select)
+        if rc != 0:
+            print(f"diffmath verify exited {rc}: the book is built anyway, showing the failures.", flush=True)
+            status = rc
+    generate(book_dir, ledger_path)
+    rc = run_jupyter_book(book_dir, strict=strict, output_dir=output_dir)
+    if rc != 0:
+        print(f"jupyter-book build exited {rc}", flush=True)
+        return rc
+    return status
+
+
+def html_dir(book_dir=None, output_dir=None) -> Path:
+    """Where ``jupyter-book build`` writes the HTML."""
+    base = Path(output_dir) if output_dir is not None else (Path(book_dir) if book_dir else _default_book_dir())
+    return base / "_build" / "html"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m diffmath.book", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("generate", help="write book/_generated/ from the registry and a ledger")
+    b = sub.add_parser("build", help="verify, generate, then jupyter-book build")
+    for q in (g, b):
+        q.add_argument("--book-dir", default=None, help="the book's folder (default: the repository's book/)")
+        q.add_argument("--ledger", default=None, help="the JSON ledger (default: BOOK/_generated/ledger.json)")
+    b.add_argument("--no-verify", action="store_true", help="use the existing ledger, do not run the checks")
+    b.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
+    b.add_argument("--path-output", default=None, help="build into this folder instead of BOOK/_build")
+    b.add_argument("select", nargs="*", help="claim ids, parts or chapters to verify (default: all)")
+    args = p.parse_args(argv)
+
+    book_dir = Path(args.book_dir) if args.book_dir else _default_book_dir()
+    ledger = Path(args.ledger) if args.ledger else book_dir / "_generated" / "ledger.json"
+    if args.command == "generate":
+        paths = generate(book_dir, ledger)
+        note = "" if ledger.is_file() else f" (no ledger at {ledger}: every claim shown as not run)"
+        print(f"wrote {len(paths)} files under {book_dir / '_generated'}{note}")
+        return 0
+    rc = build(
+        book_dir,
+        ledger,
+        verify=not args.no_verify,
+        strict=not args.no_strict,
+        output_dir=args.path_output,
+        select=args.select,
+    )
+    index = html_dir(book_dir, args.path_output) / "index.html"
+    if index.is_file():
+        print(f"\nThe book: {index.resolve()}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

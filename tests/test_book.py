@@ -1,0 +1,210 @@
+"""The book's generated pages, checked without building the book.
+
+``diffmath.book.generate`` turns the claim registry and a ``diffmath verify`` ledger into MyST
+pages; these tests run it on a ledger made up from the registry (no checks are run) and read
+what it wrote. The full build, rendered in a browser, is ``test_browser.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from diffmath import book
+from diffmath.claims import Kind, all_claims
+from diffmath.claims.registry import CheckResult, Claim, Measurement, Source
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+
+
+def fake_outcome(claim, status=None) -> dict:
+    """A ledger entry shaped like ``Outcome.as_dict()``, without running anything."""
+    if status is None:
+        status = {"refuted": "refuted", "empirical": "empirical"}.get(claim.kind.value, "verified")
+    return {
+        "id": claim.id,
+        "title": claim.title,
+        "chapter": claim.chapter,
+        "kind": claim.kind.value,
+        "source": claim.source.describe(),
+        "status": status,
+        "passed": status != "failed",
+        "derivation": None if claim.derivation is None else {"passed": True, "failures": []},
+        "check": None
+        if claim.check is None
+        else {
+            "setting": "a made-up setting",
+            "device": "cpu",
+            "passed": status != "failed",
+            "measurements": [
+                {"quantity": "max |a - b| / |b|", "value": 1.23456e-13, "bound": 1e-10,
+                 "relation": "<=", "passed": True, "note": ""},
+            ],
+        },
+        "error": None,
+        "seconds": 0.01,
+        "tests": list(claim.tests),
+    }
+
+
+@pytest.fixture
+def book_copy(tmp_path) -> Path:
+    """The book's sources in a temporary folder (generate writes into it)."""
+    dst = tmp_path / "book"
+    shutil.copytree(BOOK, dst, ignore=shutil.ignore_patterns("_build", "_generated"))
+    return dst
+
+
+@pytest.fixture
+def ledger(tmp_path) -> Path:
+    path = tmp_path / "ledger.json"
+    data = {"device": "cpu", "generated": "2025-01-01T00:00:00+00:00",
+            "claims": [fake_outcome(c) for c in all_claims()]}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_registry_is_not_empty():
+    assert all_claims(), "no claims registered"
+
+
+def test_one_page_per_claim(book_copy, ledger):
+    book.generate(book_copy, ledger)
+    pages = sorted(p.stem for p in (book_copy / "_generated" / "claims").glob("*.md"))
+    assert pages == sorted(c.id for c in all_claims())
+    assert (book_copy / "_generated" / "ledger.md").is_file()
+    assert (book_copy / "_generated" / "errata.md").is_file()
+
+
+def test_claim_page_has_label_statement_and_status(book_copy, ledger):
+    book.generate(book_copy, ledger)
+    for c in all_claims():
+        text = (book_copy / "_generated" / "claims" / f"{c.id}.md").read_text()
+        assert "{prf:theorem}" in text
+        assert f":label: {c.label}" in text
+        assert c.statement.strip() in text
+        assert c.title in text
+        assert "verified" in text or c.kind in (Kind.REFUTED, Kind.EMPIRICAL)
+        if c.derivation is not None:
+            assert "{prf:proof}" in text
+            assert "checked by sympy" in text
+            assert c.derivation.to_latex().strip() in text
+        if c.check is not None:
+            assert "1.23e-13" in text  # the measurement, printed with %.3g
+            assert "a made-up setting" in text
+            assert r"max \|a - b\| / \|b\|" in text  # pipes escaped inside the table
+        for node in c.tests:
+            assert node in text
+
+
+def test_ledger_lists_every_claim_with_a_link(book_copy, ledger):
+    book.generate(book_copy, ledger)
+    text = (book_copy / "_generated" / "ledger.md").read_text()
+    for c in all_claims():
+        assert f"{{prf:ref}}`{c.id} <{c.label}>`" in text
+        for node in c.tests:
+            assert node in text
+    n = len(all_claims())
+    assert f"{n} claims:" in text
+
+
+def test_missing_ledger_marks_claims_not_run(book_copy, tmp_path):
+    book.generate(book_copy, tmp_path / "does-not-exist.json")
+    text = (book_copy / "_generated" / "ledger.md").read_text()
+    assert "not run" in text
+    assert "verified" not in text.split("| claim |")[1]
+
+
+def test_stale_claim_pages_are_removed(book_copy, ledger):
+    stale = book_copy / "_generated" / "claims" / "C99.1.md"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("old")
+    book.generate(book_copy, ledger)
+    assert not stale.exists()
+
+
+def _refuted_claim() -> Claim:
+    return Claim(
+        id="C99.1",
+        title="A claim that is false",
+        statement="For every $x$, $x^2 = x$.",
+        source=Source(part=16, equation="3", paper="ho2020ddpm"),
+        kind=Kind.REFUTED,
+        chapter="nowhere",
+        check=lambda device: CheckResult((Measurement("x^2 - x at x = 2", 2.0, 1.0, ">="),), "x = 2"),
+        tests=("tests/test_x.py::test_counterexample",),
+        remark="It holds only for $x \\in \\{0, 1\\}$.",
+    )
+
+
+def test_errata_lists_refuted_claims(book_copy, tmp_path):
+    claim = _refuted_claim()
+    outcome = fake_outcome(claim)
+    outcome["check"]["measurements"] = [
+        {"quantity": "x^2 - x at x = 2", "value": 2.0, "bound": 1.0, "relation": ">=", "passed": True, "note": ""}
+    ]
+    path = tmp_path / "l.json"
+    path.write_text(json.dumps({"device": "cpu", "generated": "now", "claims": [outcome]}))
+    book.generate(book_copy, path, claims=[claim])
+    errata = (book_copy / "_generated" / "errata.md").read_text()
+    assert "C99.1" in errata and claim.statement in errata
+    assert "Counterexample" in errata and "≥ 1" in errata
+    assert "It holds only for" in errata
+    page = (book_copy / "_generated" / "claims" / "C99.1.md").read_text()
+    # the source cites the article and the paper through references.bib keys
+    assert "{cite:p}`su-part16`" in page and "{cite:p}`ho2020ddpm`" in page
+    assert "eq. (3)" in page
+
+
+def test_errata_without_refuted_claims(book_copy, ledger):
+    claims = [c for c in all_claims() if c.kind is not Kind.REFUTED]
+    book.generate(book_copy, ledger, claims=claims)
+    assert "No errata yet" in (book_copy / "_generated" / "errata.md").read_text()
+
+
+def test_every_claim_is_included_by_its_chapter():
+    """Each claim's page is pulled into exactly one chapter, ``book/<claim.chapter>.md``."""
+    sources = {p.stem: p.read_text() for p in BOOK.glob("*.md")}
+    for c in all_claims():
+        include = f"_generated/claims/{c.id}.md"
+        holders = [name for name, text in sources.items() if include in text]
+        assert holders == [c.chapter], f"{c.id} is included by {holders}, expected [{c.chapter!r}]"
+
+
+def test_generated_pages_are_excluded_from_discovery():
+    config = (BOOK / "_config.yml").read_text()
+    assert re.search(r"exclude_patterns:.*_generated", config)
+    toc = (BOOK / "_toc.yml").read_text()
+    for name in ("intro", "notation", "toy-lab", "ledger", "errata", "bibliography"):
+        assert re.search(rf"\b{name}\b", toc), name
+        assert (BOOK / f"{name}.md").is_file()
+
+
+def test_citations_exist_in_references_bib():
+    keys = book.bib_keys(BOOK)
+    assert {"ho2020ddpm", "karras2022edm", "su-part16", "su-part24", "su-multimodal-1"} <= keys
+    used = set()
+    for p in BOOK.glob("*.md"):
+        for group in re.findall(r"\{cite(?::[pt])?\}`([^`]+)`", p.read_text()):
+            used.update(k.strip() for k in group.split(","))
+    assert used <= keys, f"cited but not in references.bib: {sorted(used - keys)}"
+    for c in all_claims():
+        if c.source.part is not None:
+            assert book.article_key(c.source.part) in keys or c.source.part == 0, c.id
+
+
+def test_command_line_generate(tmp_path, book_copy, ledger):
+    proc = subprocess.run(
+        [sys.executable, "-m", "diffmath.book", "generate", "--book-dir", str(book_copy), "--ledger", str(ledger)],
+        capture_output=True, text=True, check=True,
+    )
+    assert "wrote" in proc.stdout
+    assert len(list((book_copy / "_generated" / "claims").glob("*.md"))) == len(all_claims())
+

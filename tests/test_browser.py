@@ -1,0 +1,274 @@
+"""The built book, opened in a real browser: every chapter's math is typeset, offline.
+
+A session fixture builds the book exactly as ``scripts/book.sh`` does, minus the set-up —
+``diffmath verify --json``, ``python -m diffmath.book generate``, ``jupyter-book build -W -n
+--keep-going`` — into a temporary copy of ``book/``, so it works on a fresh clone and leaves the
+real ``book/_build`` alone. Then every page of the table of contents is served from 127.0.0.1
+and opened in headless Chromium (Debian's ``chromium`` and ``chromium-driver``). For each page the
+test waits for MathJax, then asserts that math was typeset, that no MathJax error and no raw TeX
+is left in the visible text, and that nothing was loaded from outside the machine; it keeps a
+screenshot in ``test-artifacts/``.
+
+Without chromium or chromedriver the browser tests are skipped (with the reason); with
+``DIFFMATH_REQUIRE_BROWSER=1`` (set by ``.ci/run``) they fail instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from diffmath import book
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+ARTIFACTS = ROOT / "test-artifacts"
+
+pytestmark = pytest.mark.slow
+
+
+def _toc_pages() -> list[str]:
+    """Every document of ``book/_toc.yml``, in reading order."""
+    toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
+    pages = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                pages.append(e["file"])
+            walk(e.get("sections"))
+            walk(e.get("chapters"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return [str(Path(p).with_suffix("")) for p in pages]
+
+
+PAGES = _toc_pages()
+
+
+def _binary(env: str, default: str, name: str) -> str | None:
+    path = os.environ.get(env, default)
+    if Path(path).is_file():
+        return path
+    return shutil.which(name)
+
+
+# ----------------------------------------------------------------------------------------------
+# the build
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> dict:
+    """Build a temporary copy of the book: verify -> generate -> jupyter-book build."""
+    src = tmp_path_factory.mktemp("book-build") / "book"
+    shutil.copytree(BOOK, src, ignore=shutil.ignore_patterns("_build", "_generated"))
+    ledger = src / "_generated" / "ledger.json"
+    verify_rc = book.run_verify(ledger)
+    assert ledger.is_file(), f"diffmath verify (exit {verify_rc}) wrote no ledger at {ledger}"
+    book.generate(src, ledger)
+    build_rc = book.run_jupyter_book(src, strict=True)
+    assert build_rc == 0, "jupyter-book build -W -n --keep-going failed (its output is above)"
+    html = book.html_dir(src)
+    assert (html / "index.html").is_file()
+    return {"html": html, "verify_rc": verify_rc, "ledger": ledger}
+
+
+def test_book_builds_with_every_page(built_book):
+    for page in PAGES:
+        assert (built_book["html"] / f"{page}.html").is_file(), page
+
+
+def test_claim_checks_pass_in_the_book_build(built_book):
+    assert built_book["verify_rc"] == 0, "diffmath verify reported a failed claim; see the ledger page"
+
+
+_REMOTE = re.compile(r"""<(?:script|img|iframe)\b[^>]*\bsrc\s*=\s*["'](?:https?:)?//""", re.I)
+_REMOTE_LINK = re.compile(r"""<link\b[^>]*\bhref\s*=\s*["'](?:https?:)?//[^"']*["'][^>]*>""", re.I)
+
+
+def test_no_asset_is_loaded_from_the_internet(built_book):
+    html = built_book["html"]
+    offenders = []
+    for page in sorted(html.rglob("*.html")):
+        text = page.read_text(encoding="utf8", errors="replace")
+        offenders += [f"{page.name}: {m.group(0)[:120]}" for m in _REMOTE.finditer(text)]
+        for m in _REMOTE_LINK.finditer(text):
+            tag = m.group(0)
+            if re.search(r"""rel\s*=\s*["'](?:stylesheet|preload|modulepreload|icon)""", tag, re.I):
+                offenders.append(f"{page.name}: {tag[:120]}")
+    assert not offenders, "remote assets:\n" + "\n".join(offenders)
+    # MathJax itself is the local copy sphinx-mathjax-offline installs.
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    toy = (html / "toy-lab.html").read_text(encoding="utf8")
+    assert re.search(r"""<script[^>]+src=["']_static/mathjax/tex-chtml\.js""", toy)
+
+
+def test_executed_chapters_show_their_figures(built_book):
+    """The toy-lab chapter's code ran and its figures made it into the page (5 of them)."""
+    page = (built_book["html"] / "toy-lab.html").read_text(encoding="utf8")
+    images = re.findall(r"""<img[^>]+src=["'](_images/[^"']+\.png)""", page)
+    assert len(images) >= 5, f"toy-lab.html shows {len(images)} figures: {images}"
+    for src in images:
+        assert (built_book["html"] / src).stat().st_size > 5000, src
+    assert "Traceback" not in page
+
+
+def test_ledger_links_resolve_to_claim_sections(built_book):
+    """The ledger's {prf:ref} links point at the theorem boxes in the chapters."""
+    import json
+
+    from diffmath.claims import get
+
+    ledger = json.loads(built_book["ledger"].read_text())
+    page = (built_book["html"] / "ledger.html").read_text(encoding="utf8")
+    for outcome in ledger["claims"]:
+        claim = get(outcome["id"])
+        href = f'href="{claim.chapter}.html#{claim.label}"'
+        assert href in page, f"ledger has no link {href}"
+        chapter = (built_book["html"] / f"{claim.chapter}.html").read_text(encoding="utf8")
+        assert f'id="{claim.label}"' in chapter, f"{claim.chapter}.html has no anchor {claim.label}"
+
+
+# ----------------------------------------------------------------------------------------------
+# the browser
+# ----------------------------------------------------------------------------------------------
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest's output clean
+        pass
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Headless Debian Chromium through chromedriver; skipped (or failed in CI) when missing."""
+    chromium = _binary("DIFFMATH_CHROMIUM", "/usr/bin/chromium", "chromium")
+    driver_path = _binary("DIFFMATH_CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver")
+    if chromium is None or driver_path is None:
+        missing = " and ".join(n for n, p in (("chromium", chromium), ("chromedriver", driver_path)) if p is None)
+        reason = f"{missing} not found: apt-get install chromium chromium-driver (CI's .ci/run does)"
+        if os.environ.get("DIFFMATH_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        opts.add_argument(arg)
+    drv = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
+    drv.set_script_timeout(90)
+    drv.set_page_load_timeout(90)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+
+
+@pytest.fixture(scope="session")
+def server(built_book):
+    """The built HTML served on 127.0.0.1 (a free port), for the length of the session."""
+    handler = functools.partial(_QuietHandler, directory=str(built_book["html"]))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+_WAIT_FOR_MATHJAX = """
+const done = arguments[arguments.length - 1];
+const start = Date.now();
+if (!document.querySelector('script[src*="mathjax"]')) { done('no MathJax on the page'); return; }
+(function poll() {
+  const MJ = window.MathJax;
+  if (MJ && MJ.startup && MJ.startup.promise) {
+    MJ.startup.promise.then(() => done('typeset'), (e) => done('error: ' + e));
+  } else if (Date.now() - start > 30000) {
+    done(MJ ? 'MathJax never started' : 'no MathJax on the page');
+  } else {
+    setTimeout(poll, 100);
+  }
+})();
+"""
+
+# The page's prose as a reader sees it: the article, without code, scripts and typeset math.
+_VISIBLE_PROSE = """
+const root = document.querySelector('article') || document.querySelector('main') || document.body;
+const clone = root.cloneNode(true);
+clone.querySelectorAll('pre, code, script, style, mjx-container, .highlight').forEach(e => e.remove());
+return clone.textContent;
+"""
+
+_RAW_TEX = [
+    (re.compile(r"\\\(|\\\)|\\\[|\\\]"), r"\( \) \[ \] delimiters"),
+    (re.compile(r"\$\$"), "$$ delimiters"),
+    (re.compile(r"\$[^$\s][^$\n]{0,200}?\$"), "$...$ inline math"),
+    (re.compile(r"\\(?:begin|end)\{"), r"\begin/\end environments"),
+    (re.compile(r"\\[A-Za-z]{2,}"), "TeX commands"),
+]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("page", PAGES)
+def test_page_math_is_typeset(browser, server, built_book, page):
+    source = (built_book["html"] / f"{page}.html").read_text(encoding="utf8")
+    has_math = bool(re.search(r'class="math\b|class="[^"]*\bmath notranslate', source))
+
+    browser.set_window_size(1280, 900)
+    browser.get(f"{server}/{page}.html")
+    status = browser.execute_async_script(_WAIT_FOR_MATHJAX)
+    n_typeset = len(browser.find_elements("css selector", "mjx-container"))
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    height = browser.execute_script("return Math.min(document.documentElement.scrollHeight, 12000)")
+    browser.set_window_size(1280, max(900, int(height)))
+    browser.save_screenshot(str(ARTIFACTS / f"book-{page}.png"))
+    browser.set_window_size(1280, 900)
+
+    if has_math:
+        assert status == "typeset", f"{page}: MathJax status {status!r}"
+        assert n_typeset > 0, f"{page}: the page has math but no mjx-container"
+    errors = [e.text for e in browser.find_elements("css selector", "mjx-merror")]
+    assert not errors, f"{page}: MathJax errors {errors[:5]}"
+
+    prose = browser.execute_script(_VISIBLE_PROSE)
+    for pattern, what in _RAW_TEX:
+        hits = sorted({m.group(0) for m in pattern.finditer(prose)})
+        assert not hits, f"{page}: raw TeX left in the text ({what}): {hits[:10]}"
+
+    origin = server + "/"
+    loaded = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+        ".concat([...document.scripts].map(s => s.src).filter(Boolean))"
+    )
+    remote = [u for u in loaded if not u.startswith((origin, "data:", "blob:", "about:"))]
+    assert not remote, f"{page}: loaded from outside the machine: {remote}"
