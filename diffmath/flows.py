@@ -76,10 +76,14 @@ def gaussian_flow(mean, cov, x_from, alpha_from, sigma_from, alpha_to, sigma_to)
     x = as_tensor(x_from, "x_from", dtype=mu.dtype, device=mu.device)
     if x.shape[-1] != d:
         raise ValueError(f"x_from must have shape (..., {d}), got {tuple(x.shape)}")
-    levels = [float(v) for v in (alpha_from, sigma_from, alpha_to, sigma_to)]
-    if min(levels) < 0:
-        raise ValueError("alphas and sigmas must be >= 0")
-    a0, s0, a1, s1 = levels
+    levels = [
+        as_tensor(v, name, dtype=mu.dtype, device=mu.device)
+        for v, name in ((alpha_from, "alpha_from"), (sigma_from, "sigma_from"), (alpha_to, "alpha_to"), (sigma_to, "sigma_to"))
+    ]
+    for v, name in zip(levels, ("alpha_from", "sigma_from", "alpha_to", "sigma_to")):
+        if v.ndim != 0 or v < 0:
+            raise ValueError(f"{name} must be a number >= 0")
+    a0, s0, a1, s1 = levels  # tensors, so that the map can be differentiated in the levels
     v0, v1 = a0**2 * lam + s0**2, a1**2 * lam + s1**2
     if (v0 <= 0).any():
         raise ValueError("the starting covariance alpha^2 Sigma + sigma^2 I must be positive definite")

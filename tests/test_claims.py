@@ -69,3 +69,18 @@ def test_measurement_semantics():
     assert Measurement("gap", 0.3, 0.1, relation=">=").passed
     with pytest.raises(ValueError):
         Measurement("x", 1, 1, relation="<")
+
+
+def test_every_exact_claim_has_a_property_test():
+    """Each identity or inequality lists at least one hypothesis test among its tests."""
+    import importlib
+
+    for c in CLAIMS:
+        if c.kind not in (Kind.IDENTITY, Kind.INEQUALITY):
+            continue
+        found = False
+        for node in c.tests:
+            path, name = node.split("::")
+            module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+            found |= hasattr(getattr(module, name), "hypothesis")
+        assert found, f"{c.id} has no hypothesis property test among {c.tests}"

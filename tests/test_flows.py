@@ -9,28 +9,48 @@ from hypothesis import strategies as st
 import diffmath as dm
 from diffmath import flows
 from diffmath import schedules as sch
+from diffmath import strategies as dst
 from diffmath.toys import random_mixture, random_spd
 
 
+def _continuity_residuals(gm, schedule, t_val, x):
+    """(d_t log p_t, div v, v . grad log p_t) at each point of x, all by autograd."""
+    velocity = flows.pf_ode_velocity(schedule, gm.denoise)
+    t = torch.tensor(t_val, dtype=torch.float64, device=gm.device, requires_grad=True)
+    out = []
+    for i in range(x.shape[0]):
+        xi = x[i : i + 1].clone().requires_grad_(True)
+        logp = gm.diffuse(schedule.alpha(t), schedule.sigma(t)).log_prob(xi).sum()
+        dt, score = torch.autograd.grad(logp, (t, xi))
+        v = velocity(xi, t_val)
+        div = sum(torch.autograd.grad(v[0, j], xi, retain_graph=True)[0][0, j] for j in range(gm.dim))
+        out.append((dt, div, (v * score).sum(), v, score, xi))
+    return out
+
+
 def test_continuity_equation(device):
+    """C0.6 on every continuous schedule; and a perturbed velocity breaks it (the check can fail)."""
     gm = random_mixture(2, 2, seed=1, device=device)
-    for schedule in (sch.VPLinear(), sch.RectifiedFlow(), sch.EDM()):
-        velocity = flows.pf_ode_velocity(schedule, gm.denoise)
+    for schedule in (sch.VPLinear(), sch.VPCosine(), sch.RectifiedFlow(), sch.EDM()):
         for t_val in (0.2, 0.6):
-            t = torch.tensor(t_val, dtype=torch.float64, device=device, requires_grad=True)
             x = gm.diffuse(schedule.alpha(t_val), schedule.sigma(t_val)).sample(3, generator=torch.Generator(device=device).manual_seed(0))
-            for i in range(3):
-                xi = x[i : i + 1].clone().requires_grad_(True)
-                logp = gm.diffuse(schedule.alpha(t), schedule.sigma(t)).log_prob(xi).sum()
-                dt, score = torch.autograd.grad(logp, (t, xi))
-                v = velocity(xi, t_val)
-                div = sum(torch.autograd.grad(v[0, j], xi, retain_graph=True)[0][0, j] for j in range(2))
-                resid = dt + div + (v * score).sum()
-                assert resid.abs() <= 1e-10 * (dt.abs() + div.abs() + (v * score).sum().abs())
-            # the residual is sensitive: adding 0.1 * score to the velocity breaks the equation
-            wrong = v + 0.1 * score
-            div_w = sum(torch.autograd.grad(wrong[0, j], xi, retain_graph=True)[0][0, j] for j in range(2))
-            assert (dt + div_w + (wrong * score).sum()).abs() > 1e-6 * (dt.abs() + div.abs())
+            for dt, div, transport, v, score, xi in _continuity_residuals(gm, schedule, t_val, x):
+                assert (dt + div + transport).abs() <= 1e-10 * (dt.abs() + div.abs() + transport.abs())
+                wrong = v + 0.1 * score
+                div_w = sum(torch.autograd.grad(wrong[0, j], xi, retain_graph=True)[0][0, j] for j in range(2))
+                assert (dt + div_w + (wrong * score).sum()).abs() > 1e-6 * (dt.abs() + div.abs())
+
+
+@given(
+    gm=dst.mixtures(dims=st.integers(1, 3), components=st.integers(1, 3)),
+    pair=dst.continuous_schedules().flatmap(lambda s: st.tuples(st.just(s), dst.times(s, margin=0.05, upper=20.0))),
+    seed=st.integers(0, 2**16),
+)
+def test_continuity_equation_property(gm, pair, seed):
+    schedule, t_val = pair
+    x = gm.diffuse(schedule.alpha(t_val), schedule.sigma(t_val)).sample(2, generator=torch.Generator().manual_seed(seed))
+    for dt, div, transport, *_ in _continuity_residuals(gm, schedule, t_val, x):
+        assert (dt + div + transport).abs() <= 1e-9 * (dt.abs() + div.abs() + transport.abs())
 
 
 def test_reference_solver_matches_gaussian_flow(device):
@@ -56,6 +76,51 @@ def test_gaussian_flow_composes_and_inverts(seed, log_s0, log_s1):
     there = flows.gaussian_flow(mu, cov, x, 1, s0, 1, s1)
     back = flows.gaussian_flow(mu, cov, there, 1, s1, 1, s0)
     assert torch.allclose(back, x, rtol=1e-10, atol=1e-10)
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    pair=dst.continuous_schedules().flatmap(lambda s: st.tuples(st.just(s), dst.times(s, margin=0.05, upper=20.0))),
+)
+def test_gaussian_flow_solves_pf_ode_property(seed, pair):
+    """C0.7: d/dt of the closed-form Gaussian trajectory (autograd in t) is the PF-ODE velocity."""
+    schedule, t_val = pair
+    g = torch.Generator().manual_seed(seed)
+    cov = random_spd(3, generator=g)
+    mu = torch.randn(3, generator=g, dtype=torch.float64)
+    gauss = dm.GaussianMixture(torch.ones(1, dtype=torch.float64), mu[None], cov[None])
+    s_val = schedule.t_min + 0.02 if schedule.t_max > 1 else 0.02
+    x_s = gauss.diffuse(schedule.alpha(s_val), schedule.sigma(s_val)).sample(4, generator=g)
+    t = torch.tensor(t_val, dtype=torch.float64, requires_grad=True)
+    x_t = flows.gaussian_flow(mu, cov, x_s, schedule.alpha(s_val), schedule.sigma(s_val), schedule.alpha(t), schedule.sigma(t))
+    dxdt = torch.stack(
+        [torch.stack([torch.autograd.grad(x_t[i, j], t, retain_graph=True)[0] for j in range(3)]) for i in range(4)]
+    )
+    v = flows.pf_ode_velocity(schedule, gauss.denoise)(x_t.detach(), t_val)
+    assert torch.allclose(dxdt, v, rtol=1e-9, atol=1e-10)
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    schedules=st.tuples(dst.continuous_schedules(), dst.continuous_schedules()),
+    levels=st.tuples(st.floats(0.05, 20.0), st.floats(0.05, 20.0)),
+)
+def test_schedule_invariance_gaussian_property(seed, schedules, levels):
+    """C0.9 on the closed-form Gaussian flow: x/alpha at matched EDM levels agrees across schedules."""
+    g = torch.Generator().manual_seed(seed)
+    cov = random_spd(2, generator=g)
+    mu = torch.randn(2, generator=g, dtype=torch.float64)
+    x_edm = torch.randn(5, 2, generator=g, dtype=torch.float64)
+    ends = []
+    for schedule in schedules:
+        try:
+            t0, t1 = (schedule.t_of_edm_sigma(s).item() for s in levels)
+        except ValueError:  # a level beyond this schedule's range (EDM's sigma is unbounded; VP's is)
+            return
+        a0, a1 = schedule.alpha(t0), schedule.alpha(t1)
+        x1 = flows.gaussian_flow(mu, cov, a0 * x_edm, a0, schedule.sigma(t0), a1, schedule.sigma(t1))
+        ends.append(x1 / a1)
+    assert torch.allclose(ends[0], ends[1], rtol=1e-9, atol=1e-9)
 
 
 def test_schedule_invariance(device):

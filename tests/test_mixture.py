@@ -216,3 +216,43 @@ def test_bad_calls_rejected():
         gm.diffuse(0.0, 0.0)
     with pytest.raises(ValueError, match="n must be"):
         gm.sample(-1)
+
+
+def _posterior_quadrature(gm, x, alpha, sigma, fn):
+    """E[fn(x0) | alpha x0 + sigma eps = x] for a 1-D mixture by the trapezoid rule on a fine grid
+    (an independent route: only the prior density and the Gaussian likelihood are used)."""
+    sd = gm.eigenvalues.sqrt().max().item()
+    lo, hi = gm.means.min().item() - 14 * sd, gm.means.max().item() + 14 * sd
+    grid = torch.linspace(lo, hi, 40_001, dtype=torch.float64)
+    logw = gm.log_prob(grid[:, None])[None, :] - (x[:, None] - alpha * grid[None, :]) ** 2 / (2 * sigma**2)
+    w = torch.exp(logw - logw.max(1, keepdim=True).values)
+    return torch.trapezoid(w * fn(grid)[None, :], grid, dim=1) / torch.trapezoid(w, grid, dim=1)
+
+
+@given(
+    gm=dst.mixtures(dims=st.just(1)),
+    alpha=st.floats(0.0, 1.0),
+    sigma=st.floats(0.05, 5.0),
+    seed=st.integers(0, 2**16),
+)
+def test_denoise_matches_quadrature_property(gm, alpha, sigma, seed):
+    """C0.3 on random 1-D mixtures: the closed-form denoiser against direct integration."""
+    x = gm.diffuse(alpha, sigma).sample(6, generator=torch.Generator().manual_seed(seed))[:, 0]
+    quad = _posterior_quadrature(gm, x, alpha, sigma, lambda g: g)
+    scale = 1.0 + gm.means.abs().max().item()
+    assert (gm.denoise(x[:, None], alpha, sigma)[:, 0] - quad).abs().max() <= 1e-9 * scale
+
+
+@given(
+    gm=dst.mixtures(dims=st.just(1)),
+    alpha=st.floats(0.05, 1.0),
+    sigma=st.floats(0.05, 5.0),
+    seed=st.integers(0, 2**16),
+)
+def test_conditional_score_posterior_average_property(gm, alpha, sigma, seed):
+    """C0.5 on random 1-D mixtures: E[-(x - alpha x0)/sigma^2 | x] by quadrature is the score."""
+    x = gm.diffuse(alpha, sigma).sample(6, generator=torch.Generator().manual_seed(seed))[:, 0]
+    cond = _posterior_quadrature(gm, x, alpha, sigma, lambda g: g)
+    avg = -(x - alpha * cond) / sigma**2  # the conditional score is affine in x0
+    score = gm.score_at(x[:, None], alpha, sigma)[:, 0]
+    assert (avg - score).abs().max() <= 1e-9 * (1.0 + gm.means.abs().max().item()) / sigma**2

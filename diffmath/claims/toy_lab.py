@@ -264,7 +264,10 @@ register(
         chapter=CHAPTER,
         derive=_derive_c03,
         check=_check_c03,
-        tests=("tests/test_mixture.py::test_denoise_matches_importance_sampling",),
+        tests=(
+            "tests/test_mixture.py::test_denoise_matches_importance_sampling",
+            "tests/test_mixture.py::test_denoise_matches_quadrature_property",
+        ),
     )
 )
 
@@ -398,7 +401,10 @@ register(
         chapter=CHAPTER,
         derive=_derive_c05,
         check=_check_c05,
-        tests=("tests/test_mixture.py::test_conditional_score_residual_orthogonal",),
+        tests=(
+            "tests/test_mixture.py::test_conditional_score_residual_orthogonal",
+            "tests/test_mixture.py::test_conditional_score_posterior_average_property",
+        ),
     )
 )
 
@@ -477,7 +483,10 @@ register(
         chapter=CHAPTER,
         derive=_derive_c06,
         check=_check_c06,
-        tests=("tests/test_flows.py::test_continuity_equation",),
+        tests=(
+            "tests/test_flows.py::test_continuity_equation",
+            "tests/test_flows.py::test_continuity_equation_property",
+        ),
     )
 )
 
@@ -544,7 +553,11 @@ register(
         chapter=CHAPTER,
         derive=_derive_c07,
         check=_check_c07,
-        tests=("tests/test_flows.py::test_reference_solver_matches_gaussian_flow",),
+        tests=(
+            "tests/test_flows.py::test_reference_solver_matches_gaussian_flow",
+            "tests/test_flows.py::test_gaussian_flow_solves_pf_ode_property",
+            "tests/test_flows.py::test_gaussian_flow_composes_and_inverts",
+        ),
     )
 )
 
@@ -680,6 +693,9 @@ register(
         chapter=CHAPTER,
         derive=_derive_c09,
         check=_check_c09,
-        tests=("tests/test_flows.py::test_schedule_invariance",),
+        tests=(
+            "tests/test_flows.py::test_schedule_invariance",
+            "tests/test_flows.py::test_schedule_invariance_gaussian_property",
+        ),
     )
 )
