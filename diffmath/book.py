@@ -203,6 +203,9 @@ def claim_page(claim, outcome: Optional[dict], keys: set[str], device: Optional[
             + derivation.to_latex().strip()
             + "\n```\n"
         )
+        reasons = derivation.justifications() if hasattr(derivation, "justifications") else []
+        if reasons:
+            proof_body += "\n*Steps:* " + "; ".join(reasons) + ".\n"
         pfence = _fence(proof_body, 4)
         out += [f"{pfence}{{prf:proof}}", proof_body.rstrip(), pfence, ""]
 

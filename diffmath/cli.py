@@ -29,6 +29,12 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
+def _slack(m) -> float:
+    """How far a measurement is from its bound, relative to the bound (smaller = tighter)."""
+    gap = m.bound - m.value if m.relation == "<=" else m.value - m.bound
+    return gap / abs(m.bound) if m.bound else gap
+
+
 def cmd_list(args) -> int:
     claims = _claims()
     chosen = claims.select(args.selectors)
@@ -69,7 +75,7 @@ def cmd_verify(args) -> int:
         sym = "-" if o.derivation_ok is None else ("ok" if o.derivation_ok else "FAIL")
         worst = ""
         if o.check is not None and o.check.measurements:
-            m = max(o.check.measurements, key=lambda m: (not m.passed, m.value / m.bound if m.bound else 0))
+            m = min(o.check.measurements, key=lambda m: (m.passed, _slack(m)))
             worst = f"{_fmt(m.value)} {m.relation} {_fmt(m.bound)}  {m.quantity}"
         print(f"{o.claim.id:<7} {o.claim.kind.value:<10} {o.status:<9} {sym:<6} {worst}")
     failed = [o for o in outcomes if not o.passed]

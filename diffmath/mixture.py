@@ -420,6 +420,21 @@ class GaussianMixture:
         out = self._map(fn, x, a, s)
         return out[..., 0], out[..., 1:]
 
+    def posterior_covariance_trace(self, x, alpha, sigma) -> torch.Tensor:
+        r""":math:`\mathrm{tr}\,\mathrm{Cov}(x_0\mid x_t=x) = \sum_k r_k\big(\mathrm{tr}P_k + \|m_k-\bar m\|^2\big)`,
+        shape (...). :math:`P_k = (\Sigma_k^{-1}+\tfrac{\alpha^2}{\sigma^2}I)^{-1}` has eigenvalues
+        :math:`\lambda\sigma^2/(\alpha^2\lambda+\sigma^2)`; :math:`\bar m = \mathbb E[x_0\mid x]`
+        (the spread of the component means is taken about it, so nothing cancels).
+        """
+        r, m = self.posterior(x, alpha, sigma)
+        a, s = self._levels(self._x(x), alpha, sigma, sigma_positive=True)
+        a, s = (a[..., None], s[..., None]) if a.ndim > 0 else (a, s)
+        lam = self.eigenvalues
+        tr_p = (lam * s**2 / (a**2 * lam + s**2)).sum(-1)  # (..., K)
+        mbar = (r[..., None] * m).sum(-2, keepdim=True)
+        spread = ((m - mbar) ** 2).sum(-1)
+        return (r * (tr_p + spread)).sum(-1)
+
     # -- sampling --------------------------------------------------------------------------------
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """``n`` independent draws, shape (n, d). ``generator`` must live on the mixture's device."""

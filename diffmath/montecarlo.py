@@ -20,8 +20,11 @@ class Estimate:
     se: torch.Tensor
 
     def z(self, truth) -> torch.Tensor:
-        """:math:`|\\hat\\mu-\\mu|/\\widehat{\\mathrm{SE}}`, elementwise."""
-        return (self.value - torch.as_tensor(truth, dtype=self.value.dtype, device=self.value.device)).abs() / self.se
+        """:math:`|\\hat\\mu-\\mu|/\\widehat{\\mathrm{SE}}`, elementwise (0 where the samples are constant
+        and equal to the truth, ``inf`` where they are constant and differ from it)."""
+        gap = (self.value - torch.as_tensor(truth, dtype=self.value.dtype, device=self.value.device)).abs()
+        inf = torch.full_like(gap, float("inf"))
+        return torch.where(self.se > 0, gap / self.se, torch.where(gap == 0, torch.zeros_like(gap), inf))
 
 
 def mean(samples: torch.Tensor) -> Estimate:

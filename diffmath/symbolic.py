@@ -90,13 +90,18 @@ class Step:
             return f"sympy cannot show the certificate {self.certificate} is nonnegative"
         return None
 
-    def to_latex(self) -> str:
+    def to_latex(self, number: Optional[int] = None) -> str:
+        """The step as one (or, when wide, two) rows of an ``aligned`` block, tagged ``(number)``.
+
+        The justification ``why`` is not typeset here (it would make the row too wide); see
+        :meth:`Derivation.justifications`.
+        """
         lhs = self.lhs_tex if self.lhs_tex is not None else sp.latex(self.lhs)
         rhs = self.rhs_tex if self.rhs_tex is not None else sp.latex(self.rhs)
-        why = rf" \qquad \text{{({self.why})}}" if self.why else ""
+        tag = rf" \qquad ({number})" if number is not None else ""
         if len(lhs) + len(rhs) > _WIDE:  # too wide for one line of the page: relation on a second line
-            return f"& {lhs} \\\\\n&\\quad {_RELATIONS[self.relation]} {rhs}{why}"
-        return f"{lhs} &{_RELATIONS[self.relation]} {rhs}{why}"
+            return f"& {lhs} \\\\\n&\\quad {_RELATIONS[self.relation]} {rhs}{tag}"
+        return f"{lhs} &{_RELATIONS[self.relation]} {rhs}{tag}"
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,31 @@ class Derivation:
         return not self.failures()
 
     def to_latex(self) -> str:
-        """The steps as one LaTeX ``aligned`` environment (for a ``{math}`` block)."""
+        """The steps as one LaTeX ``aligned`` environment (for a ``{math}`` block), numbered (1), (2), ..."""
         body = r" \\" + "\n"
-        return "\\begin{aligned}\n" + body.join(s.to_latex() for s in self.steps) + "\n\\end{aligned}"
+        rows = [s.to_latex(i) for i, s in enumerate(self.steps, 1)]
+        return "\\begin{aligned}\n" + body.join(rows) + "\n\\end{aligned}"
+
+    def justifications(self) -> list[str]:
+        """``"(k) why"`` for each step that has a justification, in order."""
+        return [f"({i}) {s.why}" for i, s in enumerate(self.steps, 1) if s.why]
+
+
+def gaussian_expectation(expr: sp.Expr, normals: Sequence[sp.Symbol]) -> sp.Expr:
+    r""":math:`\mathbb E[\text{expr}]` for a polynomial in independent standard normals ``normals``.
+
+    Expands ``expr`` and replaces each monomial :math:`\prod_i z_i^{k_i}` by
+    :math:`\prod_i \mathbb E z_i^{k_i}` with :math:`\mathbb E z^k = (k-1)!!` for even :math:`k`, 0 for odd.
+    Exact; raises ``ValueError`` if ``expr`` is not polynomial in ``normals``.
+    """
+    try:
+        poly = sp.Poly(sp.expand(expr), *normals)
+    except sp.PolynomialError as exc:
+        raise ValueError(f"expr must be a polynomial in {list(normals)}: {exc}") from None
+    total = sp.Integer(0)
+    for powers, coeff in poly.terms():
+        moment = sp.Integer(1)
+        for k in powers:
+            moment *= 0 if k % 2 else sp.factorial2(k - 1)
+        total += coeff * moment
+    return sp.simplify(total)

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import diffmath as dm
-from diffmath import montecarlo
+from diffmath import montecarlo, quadrature
 from diffmath import strategies as dst
 from diffmath.claims.toy_lab import scipy_stats_logpdf
 from diffmath.toys import COV_TYPES, random_mixture
@@ -218,17 +218,6 @@ def test_bad_calls_rejected():
         gm.sample(-1)
 
 
-def _posterior_quadrature(gm, x, alpha, sigma, fn):
-    """E[fn(x0) | alpha x0 + sigma eps = x] for a 1-D mixture by the trapezoid rule on a fine grid
-    (an independent route: only the prior density and the Gaussian likelihood are used)."""
-    sd = gm.eigenvalues.sqrt().max().item()
-    lo, hi = gm.means.min().item() - 14 * sd, gm.means.max().item() + 14 * sd
-    grid = torch.linspace(lo, hi, 40_001, dtype=torch.float64)
-    logw = gm.log_prob(grid[:, None])[None, :] - (x[:, None] - alpha * grid[None, :]) ** 2 / (2 * sigma**2)
-    w = torch.exp(logw - logw.max(1, keepdim=True).values)
-    return torch.trapezoid(w * fn(grid)[None, :], grid, dim=1) / torch.trapezoid(w, grid, dim=1)
-
-
 @given(
     gm=dst.mixtures(dims=st.just(1)),
     alpha=st.floats(0.0, 1.0),
@@ -238,7 +227,7 @@ def _posterior_quadrature(gm, x, alpha, sigma, fn):
 def test_denoise_matches_quadrature_property(gm, alpha, sigma, seed):
     """C0.3 on random 1-D mixtures: the closed-form denoiser against direct integration."""
     x = gm.diffuse(alpha, sigma).sample(6, generator=torch.Generator().manual_seed(seed))[:, 0]
-    quad = _posterior_quadrature(gm, x, alpha, sigma, lambda g: g)
+    quad = quadrature.posterior_expectation(gm, x[:, None], alpha, sigma, lambda g, xx: g[None].expand(len(xx), -1, -1))[:, 0]
     scale = 1.0 + gm.means.abs().max().item()
     assert (gm.denoise(x[:, None], alpha, sigma)[:, 0] - quad).abs().max() <= 1e-9 * scale
 
@@ -252,7 +241,18 @@ def test_denoise_matches_quadrature_property(gm, alpha, sigma, seed):
 def test_conditional_score_posterior_average_property(gm, alpha, sigma, seed):
     """C0.5 on random 1-D mixtures: E[-(x - alpha x0)/sigma^2 | x] by quadrature is the score."""
     x = gm.diffuse(alpha, sigma).sample(6, generator=torch.Generator().manual_seed(seed))[:, 0]
-    cond = _posterior_quadrature(gm, x, alpha, sigma, lambda g: g)
+    cond = quadrature.posterior_expectation(gm, x[:, None], alpha, sigma, lambda g, xx: g[None].expand(len(xx), -1, -1))[:, 0]
     avg = -(x - alpha * cond) / sigma**2  # the conditional score is affine in x0
     score = gm.score_at(x[:, None], alpha, sigma)[:, 0]
     assert (avg - score).abs().max() <= 1e-9 * (1.0 + gm.means.abs().max().item()) / sigma**2
+
+
+@given(gm=dst.mixtures(dims=st.integers(1, 2), components=st.integers(1, 3)), level=dst.noise_levels(log10_sigma=(-1.0, 0.5)))
+def test_posterior_covariance_trace_matches_quadrature(gm, level):
+    alpha, sigma = level
+    x = gm.diffuse(alpha, sigma).sample(3, generator=torch.Generator().manual_seed(0))
+    mean = gm.denoise(x, alpha, sigma)
+    quad = quadrature.posterior_expectation(
+        gm, x, alpha, sigma, lambda g, xx: ((g[None] - mean[:, None, :]) ** 2).sum(-1, keepdim=True), n=401 if gm.dim == 2 else None
+    )[:, 0]
+    assert torch.allclose(gm.posterior_covariance_trace(x, alpha, sigma), quad, rtol=1e-8, atol=1e-12)

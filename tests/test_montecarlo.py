@@ -27,3 +27,8 @@ def test_self_normalised_matches_gaussian_posterior_mean():
 def test_mean_needs_two_samples():
     with pytest.raises(ValueError):
         montecarlo.mean(torch.zeros(1))
+
+
+def test_constant_samples():
+    est = montecarlo.mean(torch.zeros(10, dtype=torch.float64))
+    assert est.z(0.0).item() == 0.0 and est.z(1.0).item() == float("inf")

@@ -40,9 +40,10 @@ def test_inequality_certificates():
 
 
 def test_latex_rendering():
-    d = Derivation([Step(x + x, 2 * x, why="collect", lhs_tex="x+x")])
+    d = Derivation([Step(x + x, 2 * x, why="collect", lhs_tex="x+x"), Step(x, x)])
     tex = d.to_latex()
-    assert tex.startswith("\\begin{aligned}") and "x+x &= 2 x" in tex and "\\text{(collect)}" in tex
+    assert tex.startswith("\\begin{aligned}") and "x+x &= 2 x \\qquad (1)" in tex and "(2)" in tex
+    assert d.justifications() == ["(1) collect"]
 
 
 def test_wide_steps_break_onto_two_lines():
