@@ -63,7 +63,7 @@ def test_sm_le_csm_property(gm, level, seed):
     with torch.no_grad():
         sm, csm = smod.per_sample_losses(model, gm, alpha, sigma, x0, eps)
     est = montecarlo.mean(csm - sm)
-    assert est.value >= -Z * est.se
+    assert est.value >= -Z * est.se - 1e-12 * csm.abs().mean()  # 5 SE, plus float64 rounding (alpha = 0: equal)
 
 
 @given(

@@ -64,7 +64,7 @@ def _check_c181(device) -> CheckResult:
     err = ((ratio - exact).abs().max() / exact.abs().max()).item()
     return CheckResult(
         (Measurement("max rel. error, ratio (3) by 2-D quadrature vs closed-form score", err, QUAD_RTOL),),
-        setting="K=3, d=2 mixture, alpha=0.8, sigma=0.5, 6 points; 801 x 801 trapezoid grid over x0",
+        setting="K=3, d=2 mixture, alpha=0.8, sigma=0.5, 6 points; a 401 x 401 trapezoid grid over x0 per point",
         device=str(device),
     )
 
@@ -127,7 +127,7 @@ def _check_c182(device) -> CheckResult:
             Measurement("max rel. error, posterior average (5) by quadrature vs score", err, QUAD_RTOL),
             Measurement("max z, posterior average by importance sampling vs score", max(zs), Z),
         ),
-        setting=f"K=3, d=2, alpha={alpha}, sigma={sigma}, 6 points; 801^2 grid; {n} prior samples",
+        setting=f"K=3, d=2, alpha={alpha}, sigma={sigma}, 6 points; 401^2 grid per point; {n} prior samples",
         device=str(device),
     )
 
