@@ -163,10 +163,24 @@ def test_errata_lists_refuted_claims(book_copy, tmp_path):
     assert "eq. (3)" in page
 
 
-def test_errata_without_refuted_claims(book_copy, ledger):
-    claims = [c for c in all_claims() if c.kind is not Kind.REFUTED]
+def test_errata_without_refuted_or_imprecise_claims(book_copy, ledger):
+    claims = [c for c in all_claims() if c.kind is not Kind.REFUTED and not c.erratum]
     book.generate(book_copy, ledger, claims=claims)
     assert "No errata yet" in (book_copy / "_generated" / "errata.md").read_text()
+
+
+def test_errata_lists_imprecise_claims(book_copy, ledger):
+    """Claims that hold only as corrected (an ``erratum``) are listed after the refuted ones."""
+    book.generate(book_copy, ledger)
+    text = (book_copy / "_generated" / "errata.md").read_text()
+    imprecise = [c for c in all_claims() if c.erratum and c.kind is not Kind.REFUTED]
+    assert imprecise, "expected at least one claim with an erratum"
+    assert "## Imprecise as written" in text
+    for c in imprecise:
+        assert f"**{c.id}**" in text
+    refuted = [c for c in all_claims() if c.kind is Kind.REFUTED]
+    for c in refuted:
+        assert text.index(f"## {c.id}:") < text.index("## Imprecise as written")
 
 
 def test_every_claim_is_included_by_its_chapter():

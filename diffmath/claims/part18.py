@@ -404,6 +404,7 @@ def _check_c185(device) -> CheckResult:
 register(
     Claim(
         id="C18.5",
+        erratum=r"A reply in the article's comments (2024-09-20) says SM and CSM are equivalent only as the batch size grows. That is true of the plug-in estimator (3) and of variance, not of the bias of the CSM gradient, which is unbiased for $\nabla_\theta L_{SM}$ with a batch of one.",
         title="What is biased and what is not",
         statement=r"(i) The plug-in score from (3) with $N$ draws of $x_0$ is biased, with bias "
         r"$c/N+O(N^{-2})$ (delta method for a ratio of means). (ii) The per-sample CSM loss is unbiased for "

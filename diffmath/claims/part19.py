@@ -125,6 +125,7 @@ def _check_c191(device) -> CheckResult:
 register(
     Claim(
         id="C19.1",
+        erratum=r"The divergence that the flow decreases is the reverse one, $\mathrm{KL}(q_t\|p)$, and $q_t\to p$ needs conditions (C19.10, C19.11).",
         title="The flow (1) is the Wasserstein gradient flow of the reverse KL, and dissipates it",
         statement=r"Along $\partial_tq_t=-\nabla\cdot(q_t\nabla\log r_t)$, $r_t=p/q_t$, "
         r"$\frac{d}{dt}\mathrm{KL}(q_t\,\|\,p)=-\mathbb E_{q_t}\|\nabla\log r_t\|^2\le0$, with equality only at $q_t=p$. "
@@ -480,6 +481,7 @@ def _check_c196(device) -> CheckResult:
 register(
     Claim(
         id="C19.6",
+        erratum=r"Solving (8) to optimality is a Gauss-Newton step, equal to a gradient step on (11) only when $\mathbb E[J^\top J]\propto I$ (a factor $\sigma_t^2$ for a log-scale parametrisation).",
         title="The minimiser of (8) is a Gauss–Newton step; for the affine Gaussian generator it is the gradient flow",
         statement=r"The argmin of (8) is $\theta_t+\epsilon\,\mathbb E[J^\top J]^{-1}\mathbb E[J^\top\nabla D]$ (exactly when "
         r"$g_\theta$ is linear in $\theta$), not a gradient step on (11) unless $\mathbb E[J^\top J]\propto I$. For "
@@ -810,6 +812,7 @@ def _check_c1911(device) -> CheckResult:
 register(
     Claim(
         id="C19.11",
+        erratum=r"The article states $q_t\to p$ without conditions; for separated modes the time needed grows like $e^{ca^2}$.",
         title="For well-separated modes the flow converges exponentially slowly",
         statement=r"For $p=\tfrac12\mathcal N(-a,1)+\tfrac12\mathcal N(a,1)$ the relaxation rate of (1) (the spectral gap of the "
         r"Langevin generator, which sets the asymptotic decay of $\mathrm{KL}(q_t\|p)$) falls from 1 at $a=0$ to "

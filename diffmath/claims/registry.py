@@ -138,6 +138,10 @@ class Claim:
     check: Optional[CheckFn] = None
     tests: tuple[str, ...] = ()
     remark: str = ""
+    erratum: str = ""
+    """For a claim that holds but that the article states imprecisely (a wrong coefficient, an
+    inverted sentence, a missing assumption): what the article says and what is right. Listed on
+    the errata page with the refuted claims."""
 
     def __post_init__(self):
         if not _ID.match(self.id):
