@@ -6,7 +6,7 @@ sympy-checked derivations, and the claim registry behind the book and ``diffmath
 Convention everywhere: :math:`x_t = \\alpha_t x_0 + \\sigma_t\\varepsilon`, data at :math:`t = 0`.
 """
 
-from diffmath import flows, parametrisation, schedules, symbolic
+from diffmath import denoisers, flows, parametrisation, samplers, schedules, symbolic
 from diffmath.device import available_devices, best_device
 from diffmath.mixture import GaussianMixture
 
@@ -16,8 +16,10 @@ __all__ = [
     "GaussianMixture",
     "available_devices",
     "best_device",
+    "denoisers",
     "flows",
     "parametrisation",
+    "samplers",
     "schedules",
     "symbolic",
 ]

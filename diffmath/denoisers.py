@@ -1,0 +1,99 @@
+r"""Denoisers in the k-diffusion/EDM convention, and the exact mixture as a DDPM ε-model.
+
+Convention (Karras et al. 2022, EDM; article 21): a *denoiser* is a callable ``D(x, sigma)``
+returning :math:`\mathbb E[x_0\mid x_0 + \sigma\varepsilon = x]` in VE/EDM coordinates, with
+``sigma`` a tensor of shape ``(batch,)`` (or a number). A library state :math:`x_t = \alpha_t x_0 +
+\sigma_t\varepsilon` maps to EDM coordinates by :math:`\tilde x = x_t/\alpha_t`,
+:math:`\tilde\sigma = \sigma_t/\alpha_t` (:func:`vp_to_edm`, :func:`edm_to_vp`); the PF-ODE is
+:math:`d\tilde x/d\tilde\sigma = (\tilde x - D(\tilde x,\tilde\sigma))/\tilde\sigma` in those
+coordinates for every schedule (claim C0.9).
+
+:func:`ddpm_eps_model` wraps the exact mixture as DDPM's :math:`\varepsilon_\theta(x_t, n)` with
+``alphas_cumprod[n]`` :math:`=\alpha_n^2` (Ho et al. 2020), so a diffusers-style loop can drive it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from diffmath._validation import as_tensor
+from diffmath.mixture import GaussianMixture
+from diffmath.schedules import DDPMDiscrete, Schedule
+
+
+class CountingDenoiser:
+    """Wrap ``D(x, sigma)`` and count its calls: ``.nfe`` is the number of function evaluations.
+
+    One call on a batch counts once (as a network forward pass would). ``reset()`` sets it to 0.
+    """
+
+    def __init__(self, fn: Callable[[torch.Tensor, object], torch.Tensor]):
+        if not callable(fn):
+            raise ValueError(f"fn must be callable, got {type(fn).__name__}")
+        self.fn = fn
+        self.nfe = 0
+
+    def __call__(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        self.nfe += 1
+        return self.fn(x, sigma)
+
+    def reset(self) -> None:
+        self.nfe = 0
+
+
+def edm_denoiser(gm: GaussianMixture) -> CountingDenoiser:
+    r"""The exact EDM denoiser of a mixture: :math:`D(x,\sigma) = \mathbb E[x_0\mid x_0+\sigma\varepsilon = x]`.
+
+    ``gm.denoise(x, 1, sigma)`` (claim C0.3) with ``sigma`` a number or a tensor of shape (batch,),
+    wrapped in a :class:`CountingDenoiser` (attribute ``nfe``).
+    """
+    if not isinstance(gm, GaussianMixture):
+        raise ValueError(f"gm must be a GaussianMixture, got {type(gm).__name__}")
+    return CountingDenoiser(lambda x, sigma: gm.denoise(x, 1.0, sigma))
+
+
+def vp_to_edm(schedule: Schedule, x, t) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""A state of ``schedule`` at time ``t`` (a number) in EDM coordinates: :math:`(x_t/\alpha_t,\ \sigma_t/\alpha_t)`."""
+    x = as_tensor(x, "x")
+    t = schedule.times(t)
+    if t.ndim != 0:
+        raise ValueError("t must be a single time (a number)")
+    a = schedule.alpha(t)
+    if a.item() <= 0:
+        raise ValueError(f"alpha(t) must be > 0 to map to EDM coordinates, got {a.item():.6g}")
+    return x / a.to(x.dtype), schedule.edm_sigma(t).to(x.dtype)
+
+
+def edm_to_vp(schedule: Schedule, x_edm, sigma_edm) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The inverse of :func:`vp_to_edm`: :math:`t = t(\tilde\sigma)` and :math:`x_t = \alpha_t\tilde x`."""
+    x = as_tensor(x_edm, "x_edm")
+    t = schedule.t_of_edm_sigma(sigma_edm)
+    if t.ndim != 0:
+        raise ValueError("sigma_edm must be a single noise level (a number)")
+    return schedule.alpha(t).to(x.dtype) * x, t
+
+
+def ddpm_eps_model(gm: GaussianMixture, schedule: DDPMDiscrete) -> Callable[[torch.Tensor, object], torch.Tensor]:
+    r"""The exact mixture as DDPM's ε-prediction model ``model(x_t, timestep)`` (Ho et al. 2020).
+
+    With :math:`\alpha_n^2 =` ``schedule.alphas_cumprod[n]`` and :math:`\sigma_n^2 = 1-\alpha_n^2`,
+    :math:`\varepsilon(x_t, n) = \mathbb E[\varepsilon\mid x_t] = (x_t - \alpha_n D(x_t;\alpha_n,\sigma_n))/\sigma_n`.
+    ``timestep`` is an integer step (a number, or a tensor of shape (batch,)).
+    """
+    if not isinstance(gm, GaussianMixture):
+        raise ValueError(f"gm must be a GaussianMixture, got {type(gm).__name__}")
+    if not isinstance(schedule, DDPMDiscrete):
+        raise ValueError(f"schedule must be a DDPMDiscrete, got {type(schedule).__name__}")
+
+    def model(x_t, timestep) -> torch.Tensor:
+        x_t = as_tensor(x_t, "x_t", dtype=gm.dtype, device=gm.device)
+        t = schedule.times(timestep)
+        a, s = schedule.alpha(t).to(x_t.dtype), schedule.sigma(t).to(x_t.dtype)
+        D = gm.denoise(x_t, a, s)
+        if a.ndim:
+            a, s = a[:, None], s[:, None]
+        return (x_t - a * D) / s
+
+    return model
