@@ -1,0 +1,526 @@
+r"""Part 21 (kexue.fm 9881): the mean-value theorem and ODE sampling (AMED). Claims C21.* that need no sampler.
+
+Convention: article 21 uses EDM/VE time :math:`t\equiv\sigma`, data at :math:`t=0`, the starting
+noise :math:`x_T` at the large end, :math:`x=x_0+\sigma\varepsilon`; the library's :math:`\alpha=1` case.
+Equation numbers follow the catalogue (``shared/claims/parts-21-24-and-essay.md`` §1.1): (2) EDM's
+:math:`\rho`-grid, (4) Euler, (10)-(12) the integral mean-value theorem, (13) the AMED step.
+Claims C21.1, C21.3, C21.4, C21.11 and C21.12 (Euler = DDIM, orders, DPM-Solver-2, NFE accounting,
+the low-NFE ordering) belong with the sampler library and are registered elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import sympy as sp
+import torch
+
+from diffmath import mean_value as mv
+from diffmath.claims.registry import CheckResult, Claim, Kind, Measurement, Source, register
+from diffmath.flows import gaussian_flow, solve_pf_ode
+from diffmath.mixture import GaussianMixture
+from diffmath.schedules import edm_rho_grid
+from diffmath.symbolic import Derivation, Step
+
+CHAPTER = "mean-value-sampling"
+EXACT_RTOL = 1e-12  # float64 closed forms evaluated two ways: a few ulps times the condition number
+T = "tests/test_part21.py::"
+
+
+# --- C21.2 EDM's rho-grid (2) ---------------------------------------------------------------------
+def _derive_c212() -> Derivation:
+    a, b, u, rho = sp.symbols("a b u rho", positive=True)
+    grid = (a ** (1 / rho) + u * (b ** (1 / rho) - a ** (1 / rho))) ** rho
+    return Derivation(
+        [
+            Step(grid.subs(u, 0), a, why="first node", lhs_tex=r"t(u{=}0)", rhs_tex=r"t_1"),
+            Step(grid.subs(u, 1), b, why="last node", lhs_tex=r"t(u{=}1)", rhs_tex=r"t_N"),
+            Step(grid.subs(rho, 1), a + u * (b - a), why="rho = 1: uniform", lhs_tex=r"t(u)\big|_{\rho=1}", rhs_tex=r"t_1+u\,(t_N-t_1)"),
+            Step(
+                sp.limit(grid, rho, sp.oo),
+                a ** (1 - u) * b**u,
+                why="sympy limit rho -> oo: geometric (log-uniform) nodes",
+                lhs_tex=r"\lim_{\rho\to\infty}t(u)",
+                rhs_tex=r"t_1^{\,1-u}\,t_N^{\,u}",
+            ),
+        ],
+        setting=r"$t(u)=\big(t_1^{1/\rho}+u\,(t_N^{1/\rho}-t_1^{1/\rho})\big)^{\rho}$ with $u=\tfrac{n-1}{N-1}\in[0,1]$, "
+        r"$0<t_1<t_N$. Monotonicity: the base is affine and increasing in $u$ and positive, and $y\mapsto y^\rho$ is increasing.",
+    )
+
+
+def _check_c212(device) -> CheckResult:
+    lo, hi, n = 0.002, 80.0, 18
+    worst_end, worst_mono, worst_uniform = 0.0, math.inf, 0.0
+    for rho in (0.5, 1.0, 3.0, 7.0, 20.0):
+        g = edm_rho_grid(n, lo, hi, rho)
+        worst_end = max(worst_end, abs(g[0].item() - hi), abs(g[-1].item() - lo))
+        worst_mono = min(worst_mono, (g[:-1] - g[1:]).min().item())
+    uniform = torch.linspace(hi, lo, n, dtype=torch.float64)
+    worst_uniform = ((edm_rho_grid(n, lo, hi, 1.0) - uniform).abs().max() / hi).item()
+    geo = mv.edm_rho_limit(n, lo, hi)
+    gaps = [((edm_rho_grid(n, lo, hi, r) / geo).log().abs().max()).item() for r in (1e2, 1e3, 1e4)]
+    return CheckResult(
+        (
+            Measurement("max |endpoint - (sigma_max, sigma_min)|, rho in {0.5,1,3,7,20}", worst_end, 0.0),
+            Measurement("min gap sigma_i - sigma_{i+1} (strictly decreasing)", worst_mono, 0.0, relation=">="),
+            Measurement("rho = 1 vs uniform grid, max rel. error", worst_uniform, EXACT_RTOL),
+            Measurement("max |log(grid / geometric)| at rho = 1e4", gaps[2], 5e-3),
+            Measurement("the same at rho = 1e2 over rho = 1e4 (shrinks like 1/rho)", gaps[0] / gaps[2], 50.0, relation=">="),
+        ),
+        setting=f"N={n} nodes from sigma_max={hi} to sigma_min={lo}; |log ratio| at rho=1e2, 1e3, 1e4: "
+        + ", ".join(f"{x:.3g}" for x in gaps),
+        device="cpu",
+    )
+
+
+register(
+    Claim(
+        id="C21.2",
+        title="EDM's rho-grid: endpoints, monotone, uniform at rho = 1, geometric as rho -> infinity",
+        statement=r"The nodes $t_n=\big(t_1^{1/\rho}+\tfrac{n-1}{N-1}(t_N^{1/\rho}-t_1^{1/\rho})\big)^\rho$ run strictly "
+        r"monotonically from $t_1$ to $t_N$; they are equally spaced for $\rho=1$ and tend to the geometric "
+        r"grid $t_n=t_1^{1-u}t_N^{u}$, $u=\tfrac{n-1}{N-1}$, as $\rho\to\infty$.",
+        source=Source(part=21, equation="(2)", paper="karras2022edm"),
+        kind=Kind.LIMIT,
+        chapter=CHAPTER,
+        derive=_derive_c212,
+        check=_check_c212,
+        tests=(
+            "tests/test_schedules.py::test_edm_rho_grid_property",
+            "tests/test_schedules.py::test_edm_rho_grid_uniform_at_rho_one_and_geometric_limit",
+            T + "test_rho_grid_approaches_geometric_property",
+        ),
+        remark="The library's grid is descending (sigma_max first), as in EDM's code; the article numbers the nodes upwards.",
+    )
+)
+
+
+# --- C21.5 no integral mean-value theorem for vector functions (11)-(12) --------------------------
+def _derive_c215() -> Derivation:
+    t = sp.symbols("t", real=True)
+    return Derivation(
+        [
+            Step(sp.integrate(sp.cos(t), (t, 0, 2 * sp.pi)), 0, why="first coordinate averages to 0",
+                 lhs_tex=r"\int_0^{2\pi}\cos t\,dt", rhs_tex="0"),
+            Step(sp.integrate(sp.sin(t), (t, 0, 2 * sp.pi)), 0, why="second coordinate averages to 0",
+                 lhs_tex=r"\int_0^{2\pi}\sin t\,dt", rhs_tex="0"),
+            Step(sp.cos(t) ** 2 + sp.sin(t) ** 2, 1, why="but |u(s)| = 1 for every s",
+                 lhs_tex=r"\|u(s)\|^2", rhs_tex="1"),
+        ],
+        setting=r"$u(t)=(\cos t,\sin t)$ on $[0,2\pi]$: the mean of $u$ is $0$ while $\|u(s)\|=1$, so no $s$ has "
+        r"$u(s)=\text{mean}$. On $[0,\theta]$, $0<\theta\le2\pi$, the mean has norm $2\sin(\theta/2)/\theta<1$: no arc works either.",
+    )
+
+
+def _check_c215(device) -> CheckResult:
+    worst = math.inf
+    for theta in (0.1, 1.0, math.pi, 2 * math.pi):
+        s = torch.linspace(0, theta, 20001, dtype=torch.float64)
+        mean = torch.tensor([math.sin(theta), 1 - math.cos(theta)], dtype=torch.float64) / theta
+        u = torch.stack([s.cos(), s.sin()], -1)
+        worst = min(worst, (u - mean).norm(dim=-1).min().item())
+    return CheckResult(
+        (Measurement("min over theta and s of ||u(s) - mean of u on [0, theta]||", worst, 1e-4, relation=">="),),
+        setting="u(t) = (cos t, sin t), theta in {0.1, 1, pi, 2 pi}, s on a 20001-point grid; "
+        "the exact gap is 1 - 2 sin(theta/2)/theta (4.2e-4 at theta = 0.1)",
+        device="cpu",
+    )
+
+
+register(
+    Claim(
+        id="C21.5",
+        title="The integral mean-value theorem fails for vector-valued functions",
+        statement=r"There are continuous $u:[a,b]\to\mathbb R^2$ with $\frac1{b-a}\int_a^bu(t)\,dt\ne u(s)$ for every "
+        r"$s\in[a,b]$, e.g. $u(t)=(\cos t,\sin t)$ on any $[0,\theta]$, $0<\theta\le2\pi$.",
+        source=Source(part=21, equation="(11), (12)"),
+        kind=Kind.IDENTITY,
+        chapter=CHAPTER,
+        derive=_derive_c215,
+        check=_check_c215,
+        tests=(T + "test_vector_mvt_fails_on_arcs_property",),
+    )
+)
+
+
+# --- C21.6 the converse "MVT holds => straight" is false ----------------------------------------
+def _derive_c216() -> Derivation:
+    a, b, s = sp.symbols("a b s", real=True)
+    chord = (b**3 - a**3) / (b - a)
+    s_star = sp.sqrt((a**2 + a * b + b**2) / 3)
+    return Derivation(
+        [
+            Step(chord, a**2 + a * b + b**2, why="chord slope of the second coordinate",
+                 lhs_tex=r"\frac{b^3-a^3}{b-a}", rhs_tex=r"a^2+ab+b^2"),
+            Step(3 * s_star**2, a**2 + a * b + b**2, why="so the velocity (1, 3s^2) matches the chord at s*",
+                 lhs_tex=r"3s_*^2", rhs_tex=r"a^2+ab+b^2"),
+            Step((a**2 + a * b + b**2) / 3 - a**2, (b - a) * (b + 2 * a) / 3,
+                 why="s*^2 > a^2 when 0 <= a < b (and symmetrically), so s* lies inside the interval",
+                 lhs_tex=r"s_*^2-a^2", rhs_tex=r"\tfrac13(b-a)(b+2a)"),
+        ],
+        setting=r"$x(t)=(t,t^3)$, $u(t)=x'(t)=(1,3t^2)$, $a<b$; $s_*=\operatorname{sign}(a+b)\sqrt{(a^2+ab+b^2)/3}$. "
+        r"For $0\le a<b$: $a^2<s_*^2<b^2$; for $a<0<b$: $s_*^2<\max(a^2,b^2)$ since $ab<0$.",
+    )
+
+
+def _check_c216(device) -> CheckResult:
+    rng = random.Random(216)
+    n, inside, worst = 10_000, 0, 0.0
+    for _ in range(n):
+        a, b = sorted(rng.uniform(-3, 3) for _ in range(2))
+        if a == b:
+            continue
+        s = mv.cubic_mean_value_time(a, b)
+        inside += a < s < b
+        chord = (b**3 - a**3) / (b - a)
+        worst = max(worst, abs(3 * s * s - chord) / max(1.0, chord))
+    t = torch.linspace(0, 1, 100001, dtype=torch.float64)
+    bend = ((t - t**3) / math.sqrt(2)).max().item()  # distance of (t, t^3) from the chord y = x on [0, 1]
+    return CheckResult(
+        (
+            Measurement("fraction of random intervals with a mean-value time inside", inside / n, 1.0, relation=">="),
+            Measurement("max rel. |u(s*) - chord| over those intervals", worst, EXACT_RTOL),
+            Measurement("max distance of the curve from its chord on [0, 1] (not straight)", bend, 0.25, relation=">="),
+        ),
+        setting=f"x(t) = (t, t^3); {n} intervals with endpoints uniform in [-3, 3] (seed 216); "
+        f"exact bend 2/(3 sqrt 6) = {2 / (3 * math.sqrt(6)):.6f} at t = 1/sqrt 3",
+        device="cpu",
+    )
+
+
+register(
+    Claim(
+        id="C21.6",
+        title="If the vector mean-value theorem holds, the trajectory is straight (false)",
+        statement=r"If $\frac1{b-a}\int_a^b v(x_t,t)\,dt=v(x_s,s)$ for some $s\in(a,b)$ on every interval, the trajectory "
+        r"$x_t$ must be a straight line.",
+        source=Source(part=21, note="section 'hypothesis analysis' after (13)"),
+        kind=Kind.REFUTED,
+        chapter=CHAPTER,
+        derive=_derive_c216,
+        check=_check_c216,
+        tests=(T + "test_cubic_counterexample_property", T + "test_cubic_counterexample_values"),
+        remark=r"Counterexample: $x(t)=(t,t^3)$ satisfies the mean-value property on every interval, with "
+        r"$s_*=\operatorname{sign}(a+b)\sqrt{(a^2+ab+b^2)/3}$ (on $[0,1]$: $s_*=1/\sqrt3\approx0.577$), yet it bends "
+        r"away from its chord by $2/(3\sqrt6)\approx0.272$ on $[0,1]$. Any curve with one coordinate linear in $t$ does "
+        r"the same. The true implication runs the other way: a velocity of fixed direction gives the mean-value "
+        r"property (claim {prf:ref}`C21.13 <claim-C21-13>`).",
+    )
+)
+
+
+# --- C21.13 (corrected) fixed direction => mean-value property -----------------------------------
+def _derive_c2113() -> Derivation:
+    t, a, b = sp.symbols("t a b", real=True)
+    e1, e2 = sp.symbols("e_1 e_2", real=True)
+    c = sp.Function("c")
+    mean = sp.Matrix([e1, e2]) * sp.Integral(c(t), (t, a, b)) / (b - a)
+    return Derivation(
+        [
+            Step(
+                sp.Matrix([sp.Integral(c(t) * e1, (t, a, b)), sp.Integral(c(t) * e2, (t, a, b))]) / (b - a),
+                mean,
+                why="a constant direction comes out of the integral",
+                lhs_tex=r"\frac1{b-a}\int_a^b c(t)\,e\,dt",
+                rhs_tex=r"\Big(\frac1{b-a}\int_a^b c(t)\,dt\Big)e=c(s)\,e",
+            )
+        ],
+        setting=r"$u(t)=c(t)\,e$ with $c$ continuous and $e$ a fixed vector; the last equality is the scalar "
+        r"integral mean-value theorem for $c$, which gives $s\in[a,b]$ (in $(a,b)$ unless $c$ is constant).",
+    )
+
+
+def _check_c2113(device) -> CheckResult:
+    # c(t) = 1 + t + sin(3 t) on [0, 2], e a random unit vector in R^5: the mean by Gauss-Legendre, s* by bisection
+    import numpy as np
+
+    a, b = 0.0, 2.0
+    e = torch.randn(5, generator=torch.Generator().manual_seed(2113), dtype=torch.float64)
+    e = e / e.norm()
+    cfun = lambda t: 1 + t + math.sin(3 * t)
+    nodes, weights = np.polynomial.legendre.leggauss(60)
+    tt = 0.5 * (b - a) * nodes + 0.5 * (b + a)
+    cbar = float(sum(w * cfun(x) for w, x in zip(weights, tt)) * 0.5)
+    exact = 1 + 1 + (1 - math.cos(6)) / 6  # mean of 1 + t + sin 3t over [0, 2]
+    lo, hi = a, b  # c(0) = 1 < cbar < c(2) = 3 - 0.279
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if cfun(mid) < cbar else (lo, mid)
+    s = 0.5 * (lo + hi)
+    err = ((cfun(s) * e - cbar * e).norm() / (cbar * e).norm()).item()
+    return CheckResult(
+        (
+            Measurement("|quadrature mean - closed form| / closed form", abs(cbar - exact) / exact, EXACT_RTOL),
+            Measurement("||u(s*) - mean of u|| / ||mean||", err, EXACT_RTOL),
+        ),
+        setting=f"u(t) = (1 + t + sin 3t) e in R^5 on [0, 2]; s* = {s:.12f}",
+        device="cpu",
+    )
+
+
+register(
+    Claim(
+        id="C21.13",
+        title="Corrected direction: a velocity of fixed direction has the mean-value property",
+        statement=r"If $u(t)=c(t)\,e$ with $c$ continuous and $e$ fixed (a straight trajectory traversed at any speed), "
+        r"then $\frac1{b-a}\int_a^bu(t)\,dt=u(s)$ for some $s\in[a,b]$. The converse fails (C21.6).",
+        source=Source(part=21, note="correction of the converse stated after (13)"),
+        kind=Kind.IDENTITY,
+        chapter=CHAPTER,
+        derive=_derive_c2113,
+        check=_check_c2113,
+        tests=(T + "test_fixed_direction_mvt_property",),
+    )
+)
+
+
+# --- C21.7 trajectories are nearly planar --------------------------------------------------------
+def _mixture_trajectories(d: int, n: int, seed: int, nodes: int = 40):
+    g = torch.Generator().manual_seed(seed)
+    K = 8
+    gm = GaussianMixture(
+        torch.full((K,), 1 / K, dtype=torch.float64),
+        torch.randn(K, d, generator=g, dtype=torch.float64),
+        torch.full((K,), 0.09, dtype=torch.float64),
+    )
+    x = gm.sample(n, generator=g) + 80.0 * torch.randn(n, d, generator=g, dtype=torch.float64)
+    grid = edm_rho_grid(nodes, 0.002, 80.0, 7.0)
+    traj = [x]
+    for i in range(nodes - 1):
+        x = solve_pf_ode(gm.denoise, x, grid[i].item(), grid[i + 1].item(), rtol=1e-10, atol=1e-10)
+        traj.append(x)
+    return torch.stack(traj, 1)
+
+
+def _check_c217(device) -> CheckResult:
+    rows, res2, expl2 = [], 0.0, 1.0
+    for d in (64, 256):
+        traj = _mixture_trajectories(d, 8, seed=21 + d)
+        out = [mv.pca_residuals(tr) for tr in traj]
+        r = torch.stack([o[0] for o in out]).max(0).values
+        e = torch.stack([o[1] for o in out]).min(0).values
+        res2, expl2 = max(res2, r[1].item()), min(expl2, e[1].item())
+        rows.append(f"d={d}: worst residual k=1,2,3 = " + ", ".join(f"{v:.2e}" for v in r.tolist())
+                    + "; least explained k=1,2 = " + ", ".join(f"{v:.7f}" for v in e[:2].tolist()))
+    # exact isotropic Gaussian trajectory: a straight segment (rank 1)
+    d, sd = 64, 0.7
+    g = torch.Generator().manual_seed(217)
+    mu = torch.randn(d, generator=g, dtype=torch.float64)
+    xT = mu + 80 * torch.randn(d, generator=g, dtype=torch.float64)
+    sig = edm_rho_grid(40, 0.002, 80.0, 7.0)
+    line = torch.stack([gaussian_flow(mu, sd**2 * torch.eye(d, dtype=torch.float64), xT, 1.0, 80.0, 1.0, s) for s in sig.tolist()])
+    iso = mv.pca_residuals(line, ks=(1,))[0][0].item()
+    return CheckResult(
+        (
+            Measurement("isotropic Gaussian: residual of the best line (exactly straight)", iso, 1e-12),
+            Measurement("mixtures: worst top-2 residual / max distance from centroid", res2, 1e-2, note="reporting threshold"),
+            Measurement("mixtures: least variance explained by the top-2 components", expl2, 0.999, relation=">=", note="reporting threshold"),
+        ),
+        setting="K=8 equal-weight isotropic components (std 0.3, means N(0, I)), x_T = x_0 + 80 eps, 8 trajectories per d, "
+        "exact denoiser, Dormand-Prince (rtol 1e-10) through 40 EDM nodes (rho=7) from 80 to 0.002; affine PCA per trajectory. "
+        + " | ".join(rows),
+        device="cpu",
+    )
+
+
+register(
+    Claim(
+        id="C21.7",
+        title="Exact PF-ODE trajectories lie almost in a plane",
+        statement=r"Sampling trajectories $x_{t_N},\dots,x_{t_0}$ of the probability-flow ODE are close to a "
+        r"two-dimensional (affine) subspace, and not far from a line within it.",
+        source=Source(part=21, note="the PCA figure of the AMED paper, 'hypothesis analysis'", paper="zhou2024amed"),
+        kind=Kind.EMPIRICAL,
+        chapter=CHAPTER,
+        check=_check_c217,
+        tests=(T + "test_pca_residuals_property", T + "test_isotropic_trajectory_is_a_line"),
+        remark="Only two facts are guaranteed and asserted tightly: PCA residuals do not increase with k, and an "
+        "isotropic Gaussian's trajectory is an exact segment towards the mean. The mixture numbers are measurements "
+        "on our toys, with loose reporting thresholds; anisotropic data bend trajectories.",
+    )
+)
+
+
+# --- C21.8 exact mean-value time for isotropic Gaussian data --------------------------------------
+def _derive_c218() -> Derivation:
+    A = sp.symbols("s_d^2", positive=True)
+    t0, t1, s = sp.symbols("t_n t_{n+1} s", positive=True)
+    c = lambda v: v / (A + v**2)
+    phi = 1 - c(s) * (1 - c(t1) * (t1 - s)) * (t1 - t0)
+    return Derivation(
+        [
+            Step(phi.subs(s, t1), (A + t0 * t1) / (A + t1**2), why="s = t_{n+1}: the Euler factor",
+                 lhs_tex=r"\varphi(t_{n+1})", rhs_tex=r"\frac{s_d^2+t_nt_{n+1}}{s_d^2+t_{n+1}^2}"),
+            Step((A + t0 * t1) ** 2, (A + t0**2) * (A + t1**2), relation="<=", certificate=A * (t1 - t0) ** 2,
+                 why="Cauchy-Schwarz: Euler's factor is below the exact one",
+                 lhs_tex=r"(s_d^2+t_nt_{n+1})^2", rhs_tex=r"(s_d^2+t_n^2)(s_d^2+t_{n+1}^2)"),
+        ],
+        setting=r"Data $\mathcal N(\mu,s_d^2I)$, $v(x,\sigma)=c(\sigma)(x-\mu)$ with $c(\sigma)=\sigma/(s_d^2+\sigma^2)$; one AMED "
+        r"step (13) with Euler predictor multiplies $x-\mu$ by $\varphi(s)=1-c(s)[1-c(t_{n+1})(t_{n+1}-s)](t_{n+1}-t_n)$, the "
+        r"exact flow by $\sqrt{(s_d^2+t_n^2)/(s_d^2+t_{n+1}^2)}$. Step (2) divided by $(s_d^2+t_{n+1}^2)^2$ gives "
+        r"$\varphi(t_{n+1})\le$ exact; the other end, $\varphi(t_n)\ge$ exact, is checked numerically; continuity gives $s_*$.",
+    )
+
+
+def _check_c218(device) -> CheckResult:
+    rng = random.Random(218)
+    n, worst_scalar, worst_vec, outside = 20_000, 0.0, 0.0, 0
+    d = 16
+    g = torch.Generator().manual_seed(218)
+    for i in range(n):
+        sd = math.exp(rng.uniform(-3, 2))
+        t1 = math.exp(rng.uniform(math.log(0.002), math.log(80)))
+        t0 = t1 * rng.uniform(1e-4, 0.999)
+        s = mv.mean_value_time(t0, t1, sd)
+        outside += not (t0 < s < t1)
+        worst_scalar = max(worst_scalar, abs(mv.amed_gain(s, t0, t1, sd) - mv.exact_gain(t0, t1, sd)))
+        if i < 200:  # the vector step against the exact Gaussian flow
+            mu = torch.randn(d, generator=g, dtype=torch.float64)
+            x = mu + t1 * torch.randn(d, generator=g, dtype=torch.float64)
+            D = lambda y, sig: mu + sd**2 / (sd**2 + sig**2) * (y - mu)
+            v = lambda y, sig: (y - D(y, sig)) / sig
+            x_mid = x - v(x, t1) * (t1 - s)
+            x_amed = x - v(x_mid, s) * (t1 - t0)
+            exact = gaussian_flow(mu, sd**2 * torch.eye(d, dtype=torch.float64), x, 1.0, t1, 1.0, t0)
+            worst_vec = max(worst_vec, ((x_amed - exact).norm() / (exact - mu).norm()).item())
+    return CheckResult(
+        (
+            Measurement("trials whose s* falls outside (t_n, t_{n+1})", outside, 0),
+            Measurement("max |phi(s*) - exact factor|", worst_scalar, EXACT_RTOL),
+            Measurement("max rel. error of the AMED step at s* vs gaussian_flow (d=16)", worst_vec, EXACT_RTOL),
+        ),
+        setting=f"{n} draws: s_d = e^U(-3,2), t_(n+1) log-uniform in [0.002, 80], t_n/t_(n+1) in (1e-4, 0.999) (seed 218); "
+        "vector check on the first 200",
+        device="cpu",
+    )
+
+
+register(
+    Claim(
+        id="C21.8",
+        title="An exact mean-value time exists for isotropic Gaussian data",
+        statement=r"For data $\mathcal N(\mu,s_d^2I)$ and any $0<t_n<t_{n+1}$ there is $s_*\in(t_n,t_{n+1})$ such that the "
+        r"AMED step (13) with Euler predictor lands exactly on the ODE solution $x_{t_n}$, for every $x_{t_{n+1}}$.",
+        source=Source(part=21, equation="(13)", paper="zhou2024amed", note="catalogue check (ii)"),
+        kind=Kind.IDENTITY,
+        chapter=CHAPTER,
+        derive=_derive_c218,
+        check=_check_c218,
+        tests=(T + "test_mean_value_time_property", T + "test_mean_value_time_rejects_bad_input"),
+        remark="For a mixture, no single time makes the step exact for every starting point; that is what AMED learns to approximate.",
+    )
+)
+
+
+# --- C21.9 Euler is exact for a point mass --------------------------------------------------------
+def _derive_c219() -> Derivation:
+    mu, x, sn = sp.symbols("mu x sigma'", real=True)
+    sg = sp.symbols("sigma", positive=True)
+    flow = mu + (sn / sg) * (x - mu)  # exact: x(sigma') - mu = (sigma'/sigma)(x(sigma) - mu)
+    euler = x + (sn - sg) * (x - mu) / sg
+    return Derivation(
+        [
+            Step(sp.diff(mu + sp.Symbol("r") * (x - mu) / sg, sp.Symbol("r")), (x - mu) / sg,
+                 why="along x(r) = mu + (r/sigma)(x - mu) the velocity (x(r) - mu)/r is constant",
+                 lhs_tex=r"\frac{d}{dr}\Big[\mu+\tfrac{r}{\sigma}(x-\mu)\Big]", rhs_tex=r"\frac{x-\mu}{\sigma}"),
+            Step(euler, flow, why="so one Euler step is the exact flow", lhs_tex=r"x+(\sigma'-\sigma)\frac{x-D}{\sigma}\Big|_{D=\mu}",
+                 rhs_tex=r"\mu+\frac{\sigma'}{\sigma}(x-\mu)"),
+        ],
+        setting=r"Point-mass data $x_0\equiv\mu$: $D(x;\sigma)=\mu$, $v=(x-\mu)/\sigma$; per coordinate.",
+    )
+
+
+def _check_c219(device) -> CheckResult:
+    g = torch.Generator().manual_seed(219)
+    worst = 0.0
+    for d, steps in ((2, 1), (16, 5), (256, 18)):
+        mu = torch.randn(d, generator=g, dtype=torch.float64)
+        x = mu + 80 * torch.randn(d, generator=g, dtype=torch.float64)
+        grid = torch.cat([edm_rho_grid(steps + 1, 0.002, 80.0, 7.0), torch.zeros(1, dtype=torch.float64)]) if steps > 1 else torch.tensor([80.0, 0.0], dtype=torch.float64)
+        for i in range(len(grid) - 1):
+            x = mv.euler_step(x, mu, grid[i].item(), grid[i + 1].item())
+        worst = max(worst, ((x - mu).norm() / mu.norm()).item())
+    return CheckResult(
+        (Measurement("max ||Euler result - mu|| / ||mu|| after stepping to sigma = 0", worst, EXACT_RTOL),),
+        setting="x_T = mu + 80 eps; d=2 with one step 80 -> 0, d=16 with 6 steps and d=256 with 19 steps (EDM rho=7 nodes, then 0)",
+        device="cpu",
+    )
+
+
+register(
+    Claim(
+        id="C21.9",
+        title="Euler (DDIM) is exact for point-mass data",
+        statement=r"If the data are a single point $\mu$, the PF-ODE trajectories are the segments $x_\sigma=\mu+\tfrac{\sigma}{T}(x_T-\mu)$ "
+        r"and every Euler step (4), of any size, lands on them; one step from $T$ to $0$ returns $\mu$.",
+        source=Source(part=21, equation="(4)"),
+        kind=Kind.IDENTITY,
+        chapter=CHAPTER,
+        derive=_derive_c219,
+        check=_check_c219,
+        tests=(T + "test_euler_exact_for_point_mass_property",),
+    )
+)
+
+
+# --- C21.10 the analytic first step ---------------------------------------------------------------
+def _derive_c2110() -> Derivation:
+    A = sp.symbols("s_d^2", positive=True)
+    Tt, eps = sp.symbols("T epsilon", positive=True)  # epsilon = 1/T
+    ratio = (A + Tt**2) / (Tt * sp.sqrt(1 + Tt**2))
+    series = sp.series(ratio.subs(Tt, 1 / eps), eps, 0, 4).removeO()
+    return Derivation(
+        [
+            Step((sp.Symbol("x") / sp.sqrt(1 + Tt**2)) / (Tt * sp.Symbol("x") / (A + Tt**2)), ratio,
+                 why="AFS direction over the exact velocity Tx/(s_d^2 + T^2), centred data",
+                 lhs_tex=r"\frac{x/\sqrt{1+T^2}}{T\,x/(s_d^2+T^2)}", rhs_tex=r"\frac{s_d^2+T^2}{T\sqrt{1+T^2}}"),
+            Step(series, 1 + (A - sp.Rational(1, 2)) * eps**2, why="expansion in 1/T (through order 1/T^3)",
+                 lhs_tex=r"\text{ratio}", rhs_tex=r"1+\frac{s_d^2-\tfrac12}{T^2}+O(T^{-4})"),
+        ],
+        setting=r"Data $\mathcal N(0,s_d^2I)$ at $\sigma=T$; AFS replaces the first velocity by $x_T/\sqrt{1+T^2}$ (AMED's code, "
+        r"from GENIE). With a mean $\mu$ the exact velocity is $T(x-\mu)/(s_d^2+T^2)$ and the error gains $T\mu/(s_d^2+T^2)\approx\mu/T$.",
+    )
+
+
+def _check_c2110(device) -> CheckResult:
+    g = torch.Generator().manual_seed(2110)
+    d, worst, worst_series = 64, 0.0, 0.0
+    for sd in (0.5, 1.0, 2.0):
+        for T_ in (20.0, 80.0):
+            x = T_ * torch.randn(d, generator=g, dtype=torch.float64)
+            D = sd**2 / (sd**2 + T_**2) * x
+            v = (x - D) / T_
+            afs = x / math.sqrt(1 + T_**2)
+            meas = ((afs.norm() / v.norm()).item())
+            worst = max(worst, abs(meas / mv.afs_ratio(T_, sd) - 1))
+            worst_series = max(worst_series, abs(mv.afs_ratio(T_, sd) - 1 - (sd**2 - 0.5) / T_**2) * T_**4)
+    return CheckResult(
+        (
+            Measurement("max rel. |measured ||AFS||/||v|| - closed form|", worst, EXACT_RTOL),
+            Measurement("max |ratio - 1 - (s_d^2 - 1/2)/T^2| * T^4 (O(T^-4) remainder)", worst_series, 10.0),
+            Measurement("s_d = 1, T = 80: ratio - 1", mv.afs_ratio(80.0, 1.0) - 1, 1e-4),
+        ),
+        setting=f"d={d}, s_d in {{0.5, 1, 2}}, T in {{20, 80}}; ratio - 1 at T=80: s_d=1 {mv.afs_ratio(80.0, 1.0) - 1:.3e}, "
+        f"s_d=0.5 {mv.afs_ratio(80.0, 0.5) - 1:.3e}",
+        device="cpu",
+    )
+
+
+register(
+    Claim(
+        id="C21.10",
+        title="The analytic first step's error in closed form",
+        statement=r"For centred isotropic data $\mathcal N(0,s_d^2I)$, replacing the first velocity $v(x_T,T)$ by $x_T/\sqrt{1+T^2}$ "
+        r"scales it by $\dfrac{s_d^2+T^2}{T\sqrt{1+T^2}}=1+\dfrac{s_d^2-\frac12}{T^2}+O(T^{-4})$.",
+        source=Source(part=21, note="AFS, the paragraph on odd NFE", paper="zhou2024amed"),
+        kind=Kind.IDENTITY,
+        chapter=CHAPTER,
+        derive=_derive_c2110,
+        check=_check_c2110,
+        tests=(T + "test_afs_ratio_property",),
+        remark=r"The article says $v(x_T,T)$ is 'very close to $x_T$'; in EDM coordinates it is close to $x_T/\sqrt{1+T^2}\approx x_T/T$, "
+        r"which is what the code uses. The statement holds for VP-normalised $x$.",
+    )
+)
