@@ -102,3 +102,15 @@ def noise_levels(draw, *, log10_sigma=(-3.0, 3.0)) -> tuple[float, float]:
     sigma = 10 ** draw(_floats(*log10_sigma))
     alpha = draw(st.one_of(st.just(1.0), st.just(0.0), _floats(0.0, 1.0)))
     return alpha, sigma
+
+
+def matrices(d: int, lo: float = -2.0, hi: float = 2.0):
+    """Real (d, d) float64 matrices with entries in [lo, hi] (e.g. drifts of linear flows)."""
+    return st.lists(_floats(lo, hi), min_size=d * d, max_size=d * d).map(
+        lambda v: torch.tensor(v, dtype=torch.float64).reshape(d, d)
+    )
+
+
+def vectors(d: int, lo: float = -2.0, hi: float = 2.0):
+    """Real (d,) float64 vectors with entries in [lo, hi]."""
+    return st.lists(_floats(lo, hi), min_size=d, max_size=d).map(lambda v: torch.tensor(v, dtype=torch.float64))

@@ -32,12 +32,8 @@ def _gen(seed, device="cpu"):
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def _matrices(d, lo=-2.0, hi=2.0):
-    return st.lists(st.floats(lo, hi), min_size=d * d, max_size=d * d).map(lambda v: torch.tensor(v, dtype=F64).reshape(d, d))
-
-
-def _vectors(d, lo=-2.0, hi=2.0):
-    return st.lists(st.floats(lo, hi), min_size=d, max_size=d).map(lambda v: torch.tensor(v, dtype=F64))
+_matrices = dst.matrices
+_vectors = dst.vectors
 
 
 # --- C16.3 and C16.9 -----------------------------------------------------------------------------
