@@ -258,3 +258,27 @@ def nfe(sampler: str, n_steps: int, *, afs: bool = False) -> int:
         raise ValueError(f"n_steps must be an integer >= 1, got {n_steps}")
     n = 2 * n_steps - 1 if sampler in ("heun", "dpm_solver_2") else n_steps
     return n - int(bool(afs))
+
+
+@torch.no_grad()
+def sample_ddim_discrete(eps_model, x, timesteps, schedule) -> torch.Tensor:
+    r"""DDIM with :math:`\eta = 0` in DDPM's discrete VP convention (Song, Meng & Ermon 2021, eq. 12),
+    as a diffusers-style loop: ``eps_model(x_t, n)`` predicts the noise at integer step ``n``,
+    ``timesteps`` decrease, and the last step goes to :math:`\bar\alpha = 1` (``set_alpha_to_one``).
+
+    :math:`\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqrt{\bar\alpha_t}`,
+    :math:`x_s = \sqrt{\bar\alpha_s}\,\hat x_0 + \sqrt{1-\bar\alpha_s}\,\hat\varepsilon` with
+    :math:`\bar\alpha` = ``schedule.alphas_cumprod``. Article 21 (C21.1): this is :func:`sample_euler`
+    in EDM coordinates :math:`x/\sqrt{\bar\alpha}`, :math:`\sigma = \sqrt{1-\bar\alpha}/\sqrt{\bar\alpha}`.
+    """
+    timesteps = [int(n) for n in timesteps]
+    if not timesteps or any(b >= a for a, b in zip(timesteps, timesteps[1:])):
+        raise ValueError("timesteps must be a non-empty, strictly decreasing list of integer steps")
+    ac = schedule.alphas_cumprod.to(x.device)
+    for k, n in enumerate(timesteps):
+        a_t = ac[n].sqrt()
+        a_s = ac[timesteps[k + 1]].sqrt() if k + 1 < len(timesteps) else torch.ones((), dtype=x.dtype, device=x.device)
+        eps = eps_model(x, n)
+        x0 = (x - (1 - a_t**2).sqrt() * eps) / a_t
+        x = a_s * x0 + (1 - a_s**2).sqrt() * eps
+    return x

@@ -72,18 +72,6 @@ def test_ddpm_eps_model_is_posterior_noise():
         ddpm_eps_model(gm, VPLinear())
 
 
-def ddim_loop(model, sch, x, timesteps):
-    """A diffusers-style DDIM loop (eta = 0, ``set_alpha_to_one``): the last step goes to alpha = 1."""
-    ac = sch.alphas_cumprod
-    for k, n in enumerate(timesteps):
-        a_t = ac[n].sqrt()
-        a_prev = ac[timesteps[k + 1]].sqrt() if k + 1 < len(timesteps) else torch.tensor(1.0, dtype=torch.float64)
-        eps = model(x, n)
-        x0 = (x - (1 - a_t**2).sqrt() * eps) / a_t
-        x = a_prev * x0 + (1 - a_prev**2).sqrt() * eps
-    return x
-
-
 @pytest.mark.parametrize("n_steps", (1, 5, 20))
 def test_ddim_equals_euler_in_edm_coordinates(n_steps):
     """DDIM (eta = 0) on the discrete DDPM schedule = Euler on dx/dsigma in EDM coordinates,
@@ -93,7 +81,7 @@ def test_ddim_equals_euler_in_edm_coordinates(n_steps):
     sch = DDPMDiscrete()
     timesteps = torch.linspace(999, 0, n_steps + 1).round().long().tolist()[:-1] if n_steps > 1 else [999]
     x_T = torch.randn(16, 4, generator=gen(7), dtype=torch.float64)
-    ddim = ddim_loop(ddpm_eps_model(gm, sch), sch, x_T, timesteps)
+    ddim = S.sample_ddim_discrete(ddpm_eps_model(gm, sch), x_T, timesteps, sch)
     sig = torch.tensor([sch.edm_sigma(float(n)).item() for n in timesteps] + [0.0], dtype=torch.float64)
     euler = S.sample_euler(edm_denoiser(gm), x_T / sch.alpha(float(timesteps[0])), sig)
     assert (ddim - euler).abs().max().item() <= 1e-12 * (1 + euler.abs().max().item())

@@ -174,3 +174,39 @@ def test_isotropic_trajectory_is_a_line():
     cov = torch.diag(torch.logspace(-2, 1, d, dtype=torch.float64))
     bent = torch.stack([gaussian_flow(mu, cov, xT, 1.0, 80.0, 1.0, s) for s in sig])
     assert mv.pca_residuals(bent, ks=(1,))[0][0] >= 1e-4
+
+
+@given(
+    a_t=st.floats(0.01, 0.98),
+    gap=st.floats(0.01, 0.99),
+    seed=st.integers(0, 2**16),
+)
+def test_ddim_step_is_euler_property(a_t, gap, seed):
+    """C21.1: one DDIM step equals one Euler step in EDM coordinates, for random levels and vectors."""
+    a_s = a_t + gap * (1 - a_t)  # less noise at s
+    g = torch.Generator().manual_seed(seed)
+    x_t, eps = torch.randn(2, 5, generator=g, dtype=torch.float64)
+    b_t, b_s = (1 - a_t**2) ** 0.5, (1 - a_s**2) ** 0.5
+    ddim = a_s * (x_t - b_t * eps) / a_t + b_s * eps
+    euler = x_t / a_t + (b_s / a_s - b_t / a_t) * eps
+    assert torch.allclose(ddim / a_s, euler, rtol=1e-12, atol=1e-12)
+
+
+@given(log_ss=st.floats(-2, 4), ratio=st.floats(1.01, 100), seed=st.integers(0, 2**16))
+def test_dpm_solver_2_is_geometric_midpoint_property(log_ss, ratio, seed):
+    """C21.4 on random levels: Lu et al.'s exponential form equals the library's midpoint step."""
+    from diffmath import samplers
+    from diffmath.denoisers import edm_denoiser
+    from diffmath.toys import random_mixture
+
+    s_s = math.exp(log_ss)
+    s_t = s_s / ratio
+    gm = random_mixture(2, 2, seed=seed % 7)
+    D = edm_denoiser(gm)
+    x = gm.diffuse(1.0, s_s).sample(4, generator=torch.Generator().manual_seed(seed))
+    eps = lambda y, s: (y - D(y, s)) / s
+    h = math.log(s_s / s_t)
+    s_m = s_s * math.exp(-h / 2)
+    lu = x - s_t * math.expm1(h) * eps(x - s_m * math.expm1(h / 2) * eps(x, s_s), s_m)
+    ours = samplers.sample_dpm_solver_2(D, x, torch.tensor([s_s, s_t], dtype=torch.float64), require_zero=False)
+    assert torch.allclose(lu, ours, rtol=1e-10, atol=1e-10 * (1 + x.abs().max().item()))

@@ -524,3 +524,182 @@ register(
         r"which is what the code uses. The statement holds for VP-normalised $x$.",
     )
 )
+
+
+# =================================================================================================
+# Sampler claims (the sampler library, diffmath.samplers): C21.1, C21.3, C21.4
+# =================================================================================================
+def _derive_c211() -> Derivation:
+    a_t, a_s = sp.symbols("alpha_t alpha_s", positive=True)
+    xt, e = sp.symbols("x_t epsilon", real=True)
+    b_t, b_s = sp.sqrt(1 - a_t**2), sp.sqrt(1 - a_s**2)
+    x0 = (xt - b_t * e) / a_t
+    x_s = a_s * x0 + b_s * e  # the DDIM step (eta = 0)
+    return Derivation(
+        [
+            Step(
+                x_s / a_s,
+                xt / a_t + (b_s / a_s - b_t / a_t) * e,
+                lhs_tex=r"\frac{x_s}{\bar\alpha_s}",
+                rhs_tex=r"\frac{x_t}{\bar\alpha_t}+\Big(\frac{\bar\beta_s}{\bar\alpha_s}-\frac{\bar\beta_t}{\bar\alpha_t}\Big)\hat\varepsilon",
+                why="divide the DDIM step by the new signal coefficient",
+            )
+        ],
+        setting=r"DDIM with $\eta=0$: $x_s=\bar\alpha_s\hat x_0+\bar\beta_s\hat\varepsilon$, "
+        r"$\hat x_0=(x_t-\bar\beta_t\hat\varepsilon)/\bar\alpha_t$, $\bar\beta=\sqrt{1-\bar\alpha^2}$. In EDM coordinates "
+        r"$\bar x=x/\bar\alpha$, $\bar\sigma=\bar\beta/\bar\alpha$ this is $\bar x_s=\bar x_t+(\bar\sigma_s-\bar\sigma_t)\hat\varepsilon$: "
+        r"one Euler step of $d\bar x/d\bar\sigma=\hat\varepsilon$.",
+    )
+
+
+def _check_c211(device) -> CheckResult:
+    from diffmath import samplers
+    from diffmath.denoisers import ddpm_eps_model, edm_denoiser
+    from diffmath.schedules import DDPMDiscrete
+    from diffmath.toys import random_mixture
+
+    gm = random_mixture(8, 4, seed=211, device=device)
+    sch = DDPMDiscrete()
+    worst = 0.0
+    for n_steps in (1, 5, 20):
+        steps = torch.linspace(999, 0, n_steps + 1).round().long().tolist()[:-1]
+        x_T = torch.randn(16, 4, generator=torch.Generator(device=device).manual_seed(n_steps), dtype=torch.float64, device=device)
+        ddim = samplers.sample_ddim_discrete(ddpm_eps_model(gm, sch), x_T, steps, sch)
+        sig = torch.tensor([sch.edm_sigma(float(n)).item() for n in steps] + [0.0], dtype=torch.float64, device=device)
+        euler = samplers.sample_euler(edm_denoiser(gm), x_T / sch.alpha(float(steps[0])).item(), sig)
+        worst = max(worst, ((ddim - euler).abs().max() / euler.abs().max()).item())
+    return CheckResult(
+        (Measurement("max rel. difference, DDIM (VP, DDPM steps) vs Euler in EDM coordinates", worst, EXACT_RTOL),),
+        setting="K=8, d=4 mixture, DDPM linear schedule (1000 steps), 1, 5 and 20 sampling steps, 16 points",
+        device=str(device),
+    )
+
+
+register(
+    Claim(
+        id="C21.1",
+        title="Euler on the EDM ODE is exactly DDIM",
+        statement=r"The DDIM update ($\eta=0$) is exactly one Euler step of $d\bar x/d\bar\sigma=\hat\varepsilon(\bar x,\bar\sigma)$ in "
+        r"the coordinates $\bar x=x/\bar\alpha$, $\bar\sigma=\bar\beta/\bar\alpha$; it is not Euler in the VP time $t$.",
+        source=Source(part=21, equation="(4)", paper="song2021ddim"),
+        kind=Kind.IDENTITY,
+        chapter=CHAPTER,
+        derive=_derive_c211,
+        check=_check_c211,
+        tests=(
+            "tests/test_denoisers.py::test_ddim_equals_euler_in_edm_coordinates",
+            "tests/test_part21.py::test_ddim_step_is_euler_property",
+        ),
+        remark=r"Article 21 works in EDM's time $t=\sigma$, where the statement is exact. A reader who applies Euler "
+        r"to the VP-time ODE instead does not get DDIM.",
+    )
+)
+
+
+def _check_c213(device) -> CheckResult:
+    from diffmath import samplers
+    from diffmath.denoisers import edm_denoiser
+    from diffmath.toys import random_spd
+
+    g = torch.Generator().manual_seed(213)
+    d = 3
+    C = random_spd(d, generator=g).to(device)
+    mu = torch.randn(d, generator=g, dtype=torch.float64).to(device)
+    gauss = GaussianMixture(torch.ones(1, dtype=torch.float64, device=device), mu[None], C[None])
+    x = 10.0 * torch.randn(32, d, generator=g, dtype=torch.float64).to(device)
+    exact = gaussian_flow(mu, C, x, 1.0, 10.0, 1.0, 0.1)
+    orders = {}
+    for name, n in (("euler", 32), ("heun", 32)):
+        errs = []
+        for m in (n, 2 * n):
+            sig = edm_rho_grid(m + 1, 0.1, 10.0, 7.0).to(device)
+            out = samplers.get_sampler(name)(edm_denoiser(gauss), x, sig, require_zero=False)
+            errs.append((out - exact).pow(2).sum(-1).mean().sqrt().item())
+        orders[name] = math.log2(errs[0] / errs[1])
+    return CheckResult(
+        (
+            Measurement("|measured order - 1|, Euler", abs(orders["euler"] - 1), 0.15),
+            Measurement("|measured order - 2|, Heun", abs(orders["heun"] - 2), 0.15),
+        ),
+        setting="exact Gaussian PF-ODE (d=3) from sigma 10 to 0.1 on an EDM rho=7 grid, 32 vs 64 steps; "
+        f"measured orders: Euler {orders['euler']:.3f}, Heun {orders['heun']:.3f}. The margin 0.15 covers the "
+        "O(1/n) drift of the asymptotic exponent at these step counts.",
+        device=str(device),
+    )
+
+
+register(
+    Claim(
+        id="C21.3",
+        title="Euler is first order and Heun second order",
+        statement=r"On a smooth ODE the global error of Euler's method is $O(h)$ and that of Heun's (7) is $O(h^2)$; "
+        r"halving the steps divides the errors by about 2 and 4.",
+        source=Source(part=21, equation="(7)", paper="karras2022edm"),
+        kind=Kind.LIMIT,
+        chapter=CHAPTER,
+        check=_check_c213,
+        tests=(
+            "tests/test_samplers.py::test_convergence_order",
+            "tests/test_samplers.py::test_convergence_order_property",
+        ),
+    )
+)
+
+
+def _derive_c214() -> Derivation:
+    s_s, s_t = sp.symbols("sigma_s sigma_t", positive=True)
+    xs, e, e_mid = sp.symbols("x_s epsilon_s epsilon_m", real=True)
+    h = sp.log(s_s / s_t)  # lambda_t - lambda_s with lambda = -log sigma
+    s_mid = s_s * sp.exp(-h / 2)
+    u = xs - s_mid * (sp.exp(h / 2) - 1) * e  # DPM-Solver-2 (Lu et al. Alg. 1), alpha = 1, r = 1/2
+    x_t = xs - s_t * (sp.exp(h) - 1) * e_mid
+    return Derivation(
+        [
+            Step(s_mid, sp.sqrt(s_s * s_t), lhs_tex=r"\sigma_s e^{-h/2}", rhs_tex=r"\sqrt{\sigma_s\sigma_t}", why="the intermediate level is the geometric mean"),
+            Step(u, xs - (s_s - sp.sqrt(s_s * s_t)) * e, lhs_tex=r"u", rhs_tex=r"x_s-(\sigma_s-\sigma_m)\hat\varepsilon_s", why="the first stage is an Euler step to the geometric mean"),
+            Step(x_t, xs - (s_s - s_t) * e_mid, lhs_tex=r"x_t", rhs_tex=r"x_s-(\sigma_s-\sigma_t)\hat\varepsilon(u,\sigma_m)", why="the second stage is the midpoint rule (9)"),
+        ],
+        setting=r"EDM coordinates ($\alpha\equiv1$), $\lambda=-\log\sigma$, $h=\lambda_t-\lambda_s=\log(\sigma_s/\sigma_t)$, "
+        r"DPM-Solver-2 with $r=\tfrac12$ in its noise-prediction form.",
+    )
+
+
+def _check_c214(device) -> CheckResult:
+    from diffmath import samplers
+    from diffmath.denoisers import edm_denoiser
+    from diffmath.toys import random_mixture
+
+    gm = random_mixture(4, 3, seed=214, device=device)
+    D = edm_denoiser(gm)
+    g = torch.Generator(device=device).manual_seed(214)
+    worst = 0.0
+    for s_s, s_t in ((80.0, 20.0), (5.0, 1.0), (0.5, 0.01)):
+        x = gm.diffuse(1.0, s_s).sample(16, generator=g)
+        eps = lambda y, s: (y - D(y, s)) / s  # noise prediction in EDM coordinates
+        h = math.log(s_s / s_t)
+        s_m = s_s * math.exp(-h / 2)
+        u = x - s_m * math.expm1(h / 2) * eps(x, s_s)  # Lu et al.'s exponential-integrator stages
+        lu = x - s_t * math.expm1(h) * eps(u, s_m)
+        ours = samplers.sample_dpm_solver_2(D, x, torch.tensor([s_s, s_t], dtype=torch.float64, device=device), require_zero=False)
+        worst = max(worst, ((lu - ours).abs().max() / ours.abs().max()).item())
+    return CheckResult(
+        (Measurement("max rel. difference, DPM-Solver-2 (exponential form) vs the geometric-midpoint step", worst, EXACT_RTOL),),
+        setting="K=4, d=3 mixture, one step at (sigma_s, sigma_t) = (80, 20), (5, 1), (0.5, 0.01), 16 points each",
+        device=str(device),
+    )
+
+
+register(
+    Claim(
+        id="C21.4",
+        title="The geometric-midpoint step is DPM-Solver-2",
+        statement=r"With $r=\tfrac12$ and $\alpha\equiv1$, DPM-Solver-2 evaluates at $\sigma_m=\sqrt{\sigma_s\sigma_t}$ after an Euler "
+        r"step and then applies the midpoint rule: it is exactly the geometric-midpoint update (9).",
+        source=Source(part=21, equation="(9)", paper="lu2022dpmsolver"),
+        kind=Kind.IDENTITY,
+        chapter=CHAPTER,
+        derive=_derive_c214,
+        check=_check_c214,
+        tests=("tests/test_part21.py::test_dpm_solver_2_is_geometric_midpoint_property",),
+    )
+)
