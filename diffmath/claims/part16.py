@@ -27,6 +27,7 @@ from diffmath import linear_flows as lf
 from diffmath import montecarlo
 from diffmath import wasserstein as wd
 from diffmath import wbound as wb
+from diffmath.claims._helpers import generator, rel_err
 from diffmath.claims.registry import (
     CheckResult,
     Claim,
@@ -36,7 +37,7 @@ from diffmath.claims.registry import (
     register,
 )
 from diffmath.schedules import VPLinear
-from diffmath.symbolic import Derivation, Step
+from diffmath.symbolic import Derivation, Step, gaussian_expectation
 
 CHAPTER = "w-distance-bound"
 EXACT_RTOL = 1e-10
@@ -51,24 +52,11 @@ K_CE, T_CE, DELTA_CE = 2.0, 3.0, 0.1
 N_PATHS = 4000
 
 
-def _gen(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
+_gen = generator
+_rel = rel_err
 
 
-def _rel(a: float, b: float) -> float:
-    return abs(a - b) / max(abs(b), 1e-300)
-
-
-def gauss_expect(expr: sp.Expr, zs) -> sp.Expr:
-    """:math:`\\mathbb E` of a polynomial in independent standard normal symbols ``zs`` (moments :math:`(k-1)!!`)."""
-    poly = sp.Poly(sp.expand(expr), *zs)
-    total = sp.Integer(0)
-    for powers, coeff in poly.terms():
-        moment = sp.Integer(1)
-        for k in powers:
-            moment *= 0 if k % 2 else sp.factorial2(k - 1)
-        total += coeff * moment
-    return sp.simplify(total)
+gauss_expect = gaussian_expectation  # exact Gaussian moments: one implementation, in diffmath.symbolic
 
 
 @functools.lru_cache(maxsize=4)

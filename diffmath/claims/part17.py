@@ -17,6 +17,7 @@ from diffmath import montecarlo
 from diffmath import reflow as rf
 from diffmath import score_matching as smod
 from diffmath import wasserstein as wd
+from diffmath.claims._helpers import generator
 from diffmath.claims.registry import (
     CheckResult,
     Claim,
@@ -37,8 +38,7 @@ Z = montecarlo.Z_BOUND
 FALSE_ALARM = 1e-4  # per projection; sqrt(n) KS above rf.dkw_threshold(1e-4) = 2.23 has probability <= 1e-4
 
 
-def _gen(device, seed):
-    return torch.Generator(device=device).manual_seed(seed)
+_gen = generator
 
 
 def mixture(device=None) -> GaussianMixture:

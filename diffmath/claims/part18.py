@@ -14,6 +14,7 @@ import torch
 
 from diffmath import montecarlo, quadrature
 from diffmath import score_matching as smod
+from diffmath.claims._helpers import generator
 from diffmath.claims.registry import CheckResult, Claim, Kind, Measurement, Source, register
 from diffmath.mixture import GaussianMixture
 from diffmath.symbolic import Derivation, Step, gaussian_expectation
@@ -25,8 +26,7 @@ QUAD_RTOL = 1e-9  # tensor-grid trapezoid quadrature against the closed forms
 Z = montecarlo.Z_BOUND
 
 
-def _gen(device, seed):
-    return torch.Generator(device=device).manual_seed(seed)
+_gen = generator
 
 
 # symbols shared by the derivations: a two-atom prior (weights w1, w2 at y1, y2) and a generic kernel

@@ -25,6 +25,7 @@ import torch
 
 from diffmath import gan, montecarlo
 from diffmath import gradient_flows as gf
+from diffmath.claims._helpers import generator, rel_err
 from diffmath.claims.registry import CheckResult, Claim, Kind, Measurement, Source, register
 from diffmath.symbolic import Derivation, Step, gaussian_expectation
 
@@ -36,12 +37,10 @@ Z = montecarlo.Z_BOUND
 
 
 def _gen(seed: int, device="cpu") -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
+    return generator(device, seed)
 
 
-def _rel(a, b) -> float:
-    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
-    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item()
+_rel = rel_err
 
 
 def hermite(n: int = 40):

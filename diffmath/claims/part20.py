@@ -18,6 +18,7 @@ import sympy as sp
 import torch
 
 from diffmath import montecarlo, wgan
+from diffmath.claims._helpers import generator, rel_err
 from diffmath.claims.registry import (
     CheckResult,
     Claim,
@@ -37,13 +38,10 @@ Z = montecarlo.Z_BOUND
 TESTS = "tests/test_wgan.py::"
 
 
-def _gen(device, seed):
-    return torch.Generator(device=device).manual_seed(seed)
+_gen = generator
 
 
-def _rel(a, b) -> float:
-    a, b = torch.as_tensor(a), torch.as_tensor(b)
-    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item()
+_rel = rel_err
 
 
 def example_pair_1d(device=None):

@@ -18,6 +18,7 @@ import torch
 from scipy import stats as scipy_stats
 
 from diffmath import flows, montecarlo, parametrisation, schedules
+from diffmath.claims._helpers import generator, rel_err
 from diffmath.claims.registry import CheckResult, Claim, Kind, Measurement, Source, register
 from diffmath.symbolic import Derivation, Step
 from diffmath.toys import random_mixture
@@ -28,14 +29,7 @@ ODE_RTOL = 1e-9
 Z = montecarlo.Z_BOUND
 
 
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    """max |a - b| / max |b| (the scale of the reference)."""
-    scale = b.abs().max().clamp_min(torch.finfo(b.dtype).tiny)
-    return ((a - b).abs().max() / scale).item()
-
-
-def _gen(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
+_gen = generator
 
 
 # --- shared sympy symbols ------------------------------------------------------------------------
