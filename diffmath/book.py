@@ -10,7 +10,10 @@ excluded from Sphinx's own document discovery) and the chapters pull them in wit
   ``claim.label`` holding the statement, its source, kind and verified status; a ``{prf:proof}``
   block with the sympy-checked derivation; the numeric check's measurements;
 * ``_generated/ledger.md`` — every claim, its status, a link to its section and its tests;
-* ``_generated/errata.md`` — every claim the suite found false as stated, with its counterexample.
+* ``_generated/errata.md`` — every claim the suite found false as stated, with its counterexample;
+* ``_generated/samplers.md`` and ``samplers.json`` — the error-vs-NFE table of chapter 21, the output
+  of ``benchmarks/bench_samplers.py`` (run by ``build``; ``generate`` alone writes a notice instead
+  when the table has not been produced).
 
 Command line::
 
@@ -18,7 +21,7 @@ Command line::
     python -m diffmath.book build    [--book-dir book] [--ledger ...] [--no-verify] [--no-strict]
 
 ``build`` is what ``scripts/book.sh`` runs (and what the browser test runs): ``diffmath verify``,
-then ``generate``, then ``jupyter-book build`` failing on any Sphinx warning.
+then the sampler benchmark, then ``generate``, then ``jupyter-book build`` failing on any Sphinx warning.
 """
 
 from __future__ import annotations
@@ -360,6 +363,10 @@ def generate(book_dir=None, ledger_path=None, claims: Optional[Sequence] = None)
     for stale in claim_dir.glob("*.md"):
         if stale.name not in wanted:
             stale.unlink()
+    table = gen / SAMPLER_TABLE
+    if not table.is_file():
+        _write(table, "```{warning}\nThe sampler table has not been generated: `python -m diffmath.book build` runs "
+               "`benchmarks/bench_samplers.py` and includes its output here.\n```\n")
     _write(gen / "ledger.md", ledger_page(claims, outcomes, ledger, keys))
     _write(gen / "errata.md", errata_page(claims, outcomes, keys))
     written += [gen / "ledger.md", gen / "errata.md"]
@@ -385,6 +392,30 @@ def run_verify(ledger_path, select: Iterable[str] = ()) -> int:
     return subprocess.call(cmd)
 
 
+SAMPLER_TABLE = "samplers.md"
+
+
+def start_benchmark(book_dir) -> subprocess.Popen:
+    """Start ``benchmarks/bench_samplers.py --json BOOK/_generated/samplers.json --markdown .../samplers.md``
+    in the background (it runs beside ``diffmath verify``); ``.wait()`` gives its exit status."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_samplers.py"
+    if not script.is_file():
+        raise FileNotFoundError(f"the sampler benchmark is missing: {script}")
+    gen = Path(book_dir) / "_generated"
+    gen.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, str(script), "--json", str(gen / "samplers.json"), "--markdown", str(gen / SAMPLER_TABLE)]
+    print("$", " ".join(cmd), "&", flush=True)
+    # One thread: it shares the cores with diffmath verify, and oversubscribed OpenMP threads on a
+    # small machine slow both down several-fold.
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
+
+
+def run_benchmark(book_dir) -> int:
+    """:func:`start_benchmark` and wait; its exit status."""
+    return start_benchmark(book_dir).wait()
+
+
 def run_jupyter_book(book_dir, strict: bool = True, output_dir=None) -> int:
     """``jupyter-book build BOOK`` (``-W -n --keep-going`` when strict); its exit status."""
     cmd = [*_jupyter_book(), "build", str(book_dir)]
@@ -408,7 +439,7 @@ def build(
     output_dir=None,
     select: Iterable[str] = (),
 ) -> int:
-    """Run ``diffmath verify``, :func:`generate` and ``jupyter-book build``; return an exit status.
+    """Run ``diffmath verify``, the sampler benchmark, :func:`generate` and ``jupyter-book build``; return an exit status.
 
     The book is built even when a check fails (the ledger then shows it as failed); the returned
     status is non-zero when verification or the build failed. ``strict`` turns every Sphinx
@@ -417,11 +448,16 @@ def build(
     book_dir = Path(book_dir) if book_dir is not None else _default_book_dir()
     ledger_path = Path(ledger_path) if ledger_path else book_dir / "_generated" / "ledger.json"
     status = 0
+    bench = start_benchmark(book_dir)
     if verify:
         rc = run_verify(ledger_path, select)
         if rc != 0:
             print(f"diffmath verify exited {rc}: the book is built anyway, showing the failures.", flush=True)
             status = rc
+    rc = bench.wait()
+    if rc != 0:
+        print(f"the sampler benchmark exited {rc}", flush=True)
+        return rc
     generate(book_dir, ledger_path)
     rc = run_jupyter_book(book_dir, strict=strict, output_dir=output_dir)
     if rc != 0:

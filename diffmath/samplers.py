@@ -67,8 +67,9 @@ class _Eval:
             raise ValueError("denoiser must be callable D(x, sigma)")
         self.denoiser, self.shape, self.batch = denoiser, x.shape, x.shape[0]
 
-    def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
-        out = self.denoiser(x, x.new_full((self.batch,), sigma))
+    def __call__(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        """``sigma``: a number, or a tensor of shape (batch,) (one level per point, as AMED uses)."""
+        out = self.denoiser(x, sigma if isinstance(sigma, torch.Tensor) else x.new_full((self.batch,), sigma))
         if not isinstance(out, torch.Tensor) or out.shape != self.shape:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(f"the denoiser must return x's shape {tuple(self.shape)}, got {got}")
@@ -218,7 +219,8 @@ def sample_ipndm(
     :math:`x_{i+1} = x_i + (\sigma_{i+1}-\sigma_i)\sum_j c_j d_{i-j}`. With ``variable_step=False``
     the constant-step weights (1), (3, −1)/2, (23, −16, 5)/12, (55, −59, 37, −9)/24 are used on any
     grid, as iPNDM does: on a non-uniform grid they are only second-order accurate (the weights
-    ignore the changing step). ``variable_step=True`` uses the exact variable-step weights
+    ignore the changing step). The step to :math:`\sigma=0` is Euler (lower order final), as in every
+    sampler here. ``variable_step=True`` uses the exact variable-step weights
     :math:`c_j = \frac1h\int L_j` (diff-sampler's ``ipndm_v``), order ``max_order``. One evaluation per step.
     """
     if max_order not in (1, 2, 3, 4):
@@ -228,6 +230,9 @@ def sample_ipndm(
     history: list[torch.Tensor] = []
     for i in range(len(s) - 1):
         d = _first_d(D, x, s[i], afs) if i == 0 else (x - D(x, s[i])) / s[i]
+        if s[i + 1] == 0:  # lower order final: the Euler step, x -> D(x, sigma_i)
+            x = x + (s[i + 1] - s[i]) * d
+            continue
         history.insert(0, d)
         del history[max_order:]
         k = len(history)
@@ -251,12 +256,23 @@ def get_sampler(name: str) -> Callable[..., torch.Tensor]:
     return globals()[f"sample_{name}"]
 
 
-def nfe(sampler: str, n_steps: int, *, afs: bool = False) -> int:
-    """Denoiser evaluations of ``sample_<sampler>`` on a grid of ``n_steps`` steps ending at 0."""
-    get_sampler(sampler)
+TWO_EVALUATION = ("heun", "dpm_solver_2", "amed", "amed_plugin")
+
+
+def nfe(sampler: str, n_steps: int, *, afs: bool = False, to_zero: bool = True) -> int:
+    r"""Denoiser evaluations of ``sample_<sampler>`` (or :mod:`diffmath.amed`'s ``amed``, ``amed_plugin``)
+    on a grid of ``n_steps`` steps (claim C21.11).
+
+    One-evaluation samplers: :math:`n`. Two-evaluation samplers (Heun, DPM-Solver-2, AMED-Solver,
+    AMED-Plugin): :math:`2n-1` when the grid ends at 0 (``to_zero``; the last step is Euler), :math:`2n`
+    when it stops at :math:`\sigma_{\min}>0` (``require_zero=False``; diff-sampler's convention, where
+    ``num_steps`` :math:`=N` timestamps give :math:`2(N-1)`). ``afs`` saves one evaluation.
+    """
+    if sampler not in SAMPLERS + ("amed", "amed_plugin"):
+        raise ValueError(f"sampler must be one of {SAMPLERS + ('amed', 'amed_plugin')}, got {sampler!r}")
     if int(n_steps) != n_steps or n_steps < 1:
         raise ValueError(f"n_steps must be an integer >= 1, got {n_steps}")
-    n = 2 * n_steps - 1 if sampler in ("heun", "dpm_solver_2") else n_steps
+    n = (2 * n_steps - int(bool(to_zero))) if sampler in TWO_EVALUATION else n_steps
     return n - int(bool(afs))
 
 

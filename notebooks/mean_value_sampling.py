@@ -74,3 +74,42 @@ ax.set_xlabel("PC 1")
 ax.set_ylabel("PC 2")
 ax.set_title("trajectories in their own top-2 PCA plane", fontsize=9)
 fig.tight_layout()
+
+# %% [markdown]
+# ## Train AMED yourself
+#
+# Distil an AMED predictor on a mixture of your choice and compare it with the samplers it builds on,
+# at one budget. (The book's table, `benchmarks/bench_samplers.py`, does this for every budget.)
+# Knobs: the mixture's dimension, the budget (odd budgets use the analytic first step), the sampler.
+
+# %%
+from diffmath import amed
+from diffmath import samplers as S
+from diffmath import sampler_table
+from diffmath.denoisers import edm_denoiser
+from diffmath.flows import solve_pf_ode
+from diffmath.toys import random_mixture
+
+d_amed, budget, n_points = 16, 5, 64
+
+gm = random_mixture(8, d_amed, seed=d_amed)
+D = edm_denoiser(gm)
+x_eval = 80 * torch.randn(n_points, d_amed, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+x_train = 80 * torch.randn(n_points, d_amed, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+ref = solve_pf_ode(gm.denoise, x_eval, 80.0, 0.002, rtol=1e-8, atol=1e-8)
+rms = lambda out: (out - ref).pow(2).mean().sqrt().item()
+
+n_two, afs = sampler_table.plan("amed", budget, None)
+sig = sampler_table.grid(n_two)
+teacher = amed.teacher_trajectory(D, x_train, sig)
+errors = {
+    "Euler (DDIM)": rms(S.sample_euler(D, x_eval, sampler_table.grid(budget), require_zero=False)),
+    "iPNDM": rms(S.sample_ipndm(D, x_eval, sampler_table.grid(budget), require_zero=False)),
+    "DPM-Solver-2": rms(S.sample_dpm_solver_2(D, x_eval, sig, afs=afs, require_zero=False)),
+}
+for name, fn in (("amed", amed.sample_amed), ("amed_plugin", amed.sample_amed_plugin)):
+    predictor, losses = sampler_table.train_predictor(name, D, sig, teacher, afs)
+    errors[sampler_table.LABELS[name]] = rms(fn(D, x_eval, sig, predictor=predictor, afs=afs, require_zero=False))
+    print(f"{name}: training loss {losses[0]:.3g} -> {min(losses):.3g}")
+for k, v in errors.items():
+    print(f"{k:>22}: RMS error {v:.3g} at NFE {budget}")

@@ -7,4 +7,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
-exec "${DIFFMATH_VENV:-$ROOT/.venv}/bin/python" -m pytest "$@"
+# Two workers by default (pytest-xdist), one test file per worker so that the browser test's
+# session fixture builds the book once; pass -n 0 to run serially, or set DIFFMATH_TEST_WORKERS.
+exec "${DIFFMATH_VENV:-$ROOT/.venv}/bin/python" -m pytest -n "${DIFFMATH_TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -1,11 +1,11 @@
-r"""Part 21 (kexue.fm 9881): the mean-value theorem and ODE sampling (AMED). Claims C21.* that need no sampler.
+r"""Part 21 (kexue.fm 9881): the mean-value theorem and ODE sampling (AMED). Claims C21.1-C21.10 and C21.13.
 
 Convention: article 21 uses EDM/VE time :math:`t\equiv\sigma`, data at :math:`t=0`, the starting
 noise :math:`x_T` at the large end, :math:`x=x_0+\sigma\varepsilon`; the library's :math:`\alpha=1` case.
 Equation numbers follow the catalogue (``shared/claims/parts-21-24-and-essay.md`` §1.1): (2) EDM's
 :math:`\rho`-grid, (4) Euler, (10)-(12) the integral mean-value theorem, (13) the AMED step.
-Claims C21.1, C21.3, C21.4, C21.11 and C21.12 (Euler = DDIM, orders, DPM-Solver-2, NFE accounting,
-the low-NFE ordering) belong with the sampler library and are registered elsewhere.
+The AMED claims (NFE accounting C21.11, the low-NFE orderings C21.12, AMED without learning C21.14,
+what distillation learns C21.15) are in :mod:`diffmath.claims.part21_amed`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,242 @@
+r"""The error-vs-NFE table of every sampler on exact Gaussian mixtures (article 21, claim C21.12).
+
+Setting (the AMED paper's protocol, Zhou et al. 2024, on toys whose ODE we can solve exactly):
+mixtures ``random_mixture(K, d, seed=d)`` with K = 8 full-covariance components, float64; starting
+noises :math:`x_T = \sigma_{\max}\varepsilon` (seed 0 for evaluation, seed 1 for AMED's training set);
+EDM's :math:`\rho = 7` grid from :math:`\sigma_{\max} = 80` to :math:`\sigma_{\min} = 0.002`, where
+sampling stops (diff-sampler's convention: no final denoising call). The reference is
+:func:`diffmath.flows.solve_pf_ode` from the same noise to :math:`\sigma_{\min}`; the error is the RMS
+over points and coordinates (per coordinate, so different d compare). Next to it, the number of
+points that end in another mixture component than the reference (a *mode flip*: one flipped point
+moves the RMS error by about its distance between components over the square root of the number of
+points, which is what the plateaus near 0.5 at d = 256 are).
+
+Steps for a budget of NFE evaluations (:func:`diffmath.samplers.nfe` with ``to_zero=False``):
+one-evaluation samplers (Euler = DDIM, DPM-Solver++(2M), iPNDM and its variable-step form) take
+NFE steps (``+afs`` rows: NFE + 1 steps, the first analytic); two-evaluation samplers (Heun,
+DPM-Solver-2, AMED-Solver, AMED-Plugin) take NFE/2 steps at even NFE and (NFE + 1)/2 steps with the
+analytic first step at odd NFE — as the paper does for its odd NFEs 3, 5, 7, 9.
+
+AMED's predictors (:class:`diffmath.amed.AMEDPredictor`, 259 parameters) are distilled per mixture
+and per NFE (a predictor depends on the grid) with :func:`diffmath.amed.distill`: ``train_points``
+noises, 100 Adam iterations at learning rate 0.01, predictor seed 0; AMED-Solver with teacher forcing
+(the paper's choice for single-step students), the plugin through its whole rollout. Only NFE
+:math:`\le` ``amed_max_nfe`` (default 9, the paper's range) is trained. Every training time is recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional, Sequence
+
+import torch
+
+from diffmath import amed
+from diffmath import samplers as S
+from diffmath.denoisers import edm_denoiser
+from diffmath.flows import solve_pf_ode
+from diffmath.schedules import edm_rho_grid
+from diffmath.toys import random_mixture
+
+SIGMA_MAX, SIGMA_MIN, RHO, K = 80.0, 0.002, 7.0, 8
+ONE_EVAL = ("euler", "dpmpp_2m", "ipndm", "ipndm_v")
+TWO_EVAL = ("heun", "dpm_solver_2", "amed", "amed_plugin")
+#: (label, sampler, uses afs on every budget): the table's rows, in order
+ROWS = tuple((n, n, False) for n in ONE_EVAL) + tuple((f"{n}+afs", n, True) for n in ONE_EVAL) + tuple((n, n, None) for n in TWO_EVAL)
+LABELS = {
+    "euler": "Euler (= DDIM)",
+    "dpmpp_2m": "DPM-Solver++(2M)",
+    "ipndm": "iPNDM",
+    "ipndm_v": "iPNDM (variable step)",
+    "heun": "Heun (EDM)",
+    "dpm_solver_2": "DPM-Solver-2",
+    "amed": "AMED-Solver",
+    "amed_plugin": "AMED-Plugin (iPNDM)",
+}
+
+
+def plan(sampler: str, nfe: int, afs: Optional[bool]) -> Optional[tuple[int, bool]]:
+    """(steps, afs) spending exactly ``nfe`` evaluations on a grid stopping at sigma_min, or None.
+
+    ``afs=None`` (two-evaluation rows): the analytic first step exactly when ``nfe`` is odd.
+    """
+    if afs is None:
+        afs = nfe % 2 == 1
+    for n in range(1, nfe + 2):
+        if S.nfe(sampler, n, afs=afs, to_zero=False) == nfe:
+            return n, afs
+    return None
+
+
+def grid(n_steps: int) -> torch.Tensor:
+    """EDM's rho = 7 grid with ``n_steps`` steps from 80 to 0.002 (no final 0)."""
+    return edm_rho_grid(n_steps + 1, SIGMA_MIN, SIGMA_MAX, RHO)
+
+
+def _run_sampler(name, D, x, sig, afs, predictor):
+    fn = {"amed": amed.sample_amed, "amed_plugin": amed.sample_amed_plugin}.get(name) or S.get_sampler(name)
+    extra = {"predictor": predictor} if predictor is not None else {}
+    return fn(D, x, sig, afs=afs, require_zero=False, **extra)
+
+
+def train_predictor(name: str, D, sig, teacher, afs: bool, *, iterations: int = 100, lr: float = 0.01, seed: int = 0):
+    """A distilled :class:`~diffmath.amed.AMEDPredictor` for ``name`` in ("amed", "amed_plugin")."""
+    solver = "amed" if name == "amed" else "plugin"
+    p = amed.AMEDPredictor(scale_time_range=0.0 if solver == "amed" else 0.2, seed=seed, dtype=teacher.dtype, device=teacher.device)
+    losses = amed.distill(p, D, sig, teacher, solver=solver, iterations=iterations, lr=lr, afs=afs)
+    return p, losses
+
+
+def run(
+    dims: Sequence[int] = (2, 16, 256),
+    nfes: Sequence[int] = (3, 5, 7, 9, 15, 25),
+    points: int = 64,
+    train_points: int = 64,
+    amed_max_nfe: int = 9,
+    ref_tol: float = 1e-8,
+    device=None,
+) -> dict:
+    """Measure every row at every budget; a JSON-ready dict (``tables[f"d={d}"][label][str(nfe)]``)."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    results = {
+        "setting": (
+            f"K={K} full-covariance mixtures (random_mixture, seed=d), {points} evaluation points (seed 0), EDM rho={RHO:g} grid "
+            f"{SIGMA_MAX:g} -> {SIGMA_MIN:g}, sampling stops at sigma_min; reference: solve_pf_ode (rtol = atol = {ref_tol:g}); "
+            "error: RMS per coordinate; two-evaluation samplers use the analytic first step at odd NFE; "
+            f"AMED predictors distilled on {train_points} other noises (seed 1), 100 Adam iterations, for NFE <= {amed_max_nfe}"
+        ),
+        "nfe": list(nfes),
+        "rows": [label for label, _, _ in ROWS],
+        "tables": {},
+        "flips": {},
+        "train_seconds": {},
+        "seconds": {},
+        "device": str(device),
+    }
+    for d in dims:
+        t0 = time.perf_counter()
+        gm = random_mixture(K, d, seed=d, device=device)
+        D = edm_denoiser(gm)
+        x = SIGMA_MAX * torch.randn(points, d, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(device)
+        x_train = SIGMA_MAX * torch.randn(train_points, d, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(device)
+        ref = solve_pf_ode(gm.denoise, x, SIGMA_MAX, SIGMA_MIN, rtol=ref_tol, atol=ref_tol)
+        end = gm.diffuse(1.0, SIGMA_MIN)
+        ref_mode = end.responsibilities(ref).argmax(-1)
+        table, flips, train_s = {}, {}, {}
+        for label, name, afs_opt in ROWS:
+            row = {}
+            for nfe in nfes:
+                p = plan(name, nfe, afs_opt)
+                if p is None or (name.startswith("amed") and nfe > amed_max_nfe):
+                    row[str(nfe)] = None
+                    continue
+                n, afs = p
+                sig = grid(n)
+                predictor = None
+                if name.startswith("amed"):
+                    t1 = time.perf_counter()
+                    teacher = amed.teacher_trajectory(D, x_train, sig, rtol=ref_tol, atol=ref_tol)
+                    predictor, _ = train_predictor(name, D, sig, teacher, afs)
+                    train_s[str(nfe)] = time.perf_counter() - t1
+                D.reset()
+                out = _run_sampler(name, D, x, sig, afs, predictor)
+                if D.nfe != nfe:
+                    raise RuntimeError(f"{label} at NFE {nfe} spent {D.nfe} evaluations")
+                row[str(nfe)] = (out - ref).pow(2).mean().sqrt().item()
+                flips.setdefault(label, {})[str(nfe)] = int((end.responsibilities(out).argmax(-1) != ref_mode).sum())
+            table[label] = row
+            if train_s:
+                results["train_seconds"].setdefault(f"d={d}", {})[label] = train_s
+                train_s = {}
+        results["tables"][f"d={d}"] = table
+        results["flips"][f"d={d}"] = flips
+        results["seconds"][f"d={d}"] = time.perf_counter() - t0
+    return results
+
+
+def best(results: dict, key: str, nfe: int, rows: Optional[Sequence[str]] = None) -> Optional[str]:
+    """The label with the smallest error at ``nfe`` in table ``key`` (among ``rows``)."""
+    table = results["tables"][key]
+    cands = [(v[str(nfe)], lab) for lab, v in table.items() if (rows is None or lab in rows) and v.get(str(nfe)) is not None]
+    return min(cands)[1] if cands else None
+
+
+def orderings(results: dict) -> list[dict]:
+    """The paper's orderings, checked on every table and budget present (NFE <= 5 and <= 9).
+
+    ``ddim<heun,dpm2``: Euler (DDIM) has a smaller error than Heun and than DPM-Solver-2;
+    ``amed_best``: an AMED row has the smallest error among the rows *without* ``+afs``
+    (the paper's table compares the samplers at their standard settings).
+    """
+    out = []
+    plain = [lab for lab, _, afs in ROWS if afs is not True]
+    for key, table in results["tables"].items():
+        for nfe in results["nfe"]:
+            k = str(nfe)
+            e, h, m = table["euler"][k], table["heun"][k], table["dpm_solver_2"][k]
+            row = {"table": key, "nfe": nfe}
+            if nfe <= 5 and None not in (e, h, m):
+                row["ddim<heun,dpm2"] = e < h and e < m
+            if nfe <= 9 and table["amed"].get(k) is not None:
+                b = best(results, key, nfe, plain)
+                row["best"] = b
+                row["amed_best"] = b in ("amed", "amed_plugin")
+            out.append(row)
+    return out
+
+
+def markdown(results: dict) -> str:
+    """The tables as Markdown (one per mixture), best entry per column in bold."""
+    lines = [
+        f"Setting: {results['setting']}. Bold: the smallest error in the column. [k]: k of the points end in another "
+        "mixture component than the reference (largest responsibility at sigma_min); one such point dominates an RMS error.",
+        "",
+    ]
+    for key, table in results["tables"].items():
+        lines += [f"**{key}**", "", "| sampler | " + " | ".join(f"NFE {n}" for n in results["nfe"]) + " |"]
+        lines.append("|---|" + "---:|" * len(results["nfe"]))
+        winners = {n: best(results, key, n) for n in results["nfe"]}
+        for label, row in table.items():
+            cells = []
+            for n in results["nfe"]:
+                v = row[str(n)]
+                cell = "—" if v is None else f"{v:.3g}"
+                cell = f"**{cell}**" if v is not None and winners[n] == label else cell
+                flipped = results.get("flips", {}).get(key, {}).get(label, {}).get(str(n), 0)
+                cells.append(cell + (f" [{flipped}]" if flipped else ""))
+            name = LABELS.get(label.split("+")[0], label) + (" + AFS" if label.endswith("+afs") else "")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def summary(results: dict) -> str:
+    """The article's orderings as measured in ``results``, as Markdown bullets (computed, not written)."""
+    order = orderings(results)
+    low = [o for o in order if "ddim<heun,dpm2" in o]
+    amed_rows = [o for o in order if "amed_best" in o]
+    lines = []
+    if low:
+        held = [f"{o['table']} NFE {o['nfe']}" for o in low if o["ddim<heun,dpm2"]]
+        failed = [f"{o['table']} NFE {o['nfe']}" for o in low if not o["ddim<heun,dpm2"]]
+        lines.append(f"- *DDIM beats Heun and DPM-Solver-2 at NFE <= 5*: holds at {len(held)} of {len(low)} (mixture, budget) pairs"
+                     + (f"; fails at {', '.join(failed)}" if failed else "") + ".")
+    for key, tab in results["tables"].items():
+        nfes = [n for n in results["nfe"] if tab["heun"][str(n)] is not None and tab["euler"][str(n)] is not None]
+        if not nfes:
+            continue
+        ratio = tab["heun"][str(nfes[0])] / tab["euler"][str(nfes[0])]
+        cross = next((n for n in nfes if tab["heun"][str(n)] < tab["euler"][str(n)]), None)
+        lines.append(f"- {key}: Heun's error is {ratio:.3g} times DDIM's at NFE {nfes[0]}; "
+                     + (f"Heun is first better at NFE {cross}." if cross else "Heun is never better in this table."))
+    if amed_rows:
+        won = [f"{o['table']} NFE {o['nfe']}" for o in amed_rows if o["amed_best"]]
+        lost = [f"{o['table']} NFE {o['nfe']} ({LABELS.get(o['best'], o['best'])})" for o in amed_rows if not o["amed_best"]]
+        lines.append(f"- *AMED is best at small NFE*: an AMED sampler has the smallest error at {len(won)} of {len(amed_rows)} "
+                     f"(mixture, budget) pairs up to NFE {max(o['nfe'] for o in amed_rows)}"
+                     + (f"; the best elsewhere: {', '.join(lost)}" if lost else "") + ".")
+        for a, b in (("amed", "dpm_solver_2"), ("amed_plugin", "ipndm")):
+            pairs = [(tab[a][str(o["nfe"])], tab[b][str(o["nfe"])]) for o in amed_rows for tab in [results["tables"][o["table"]]]]
+            better = sum(x < y for x, y in pairs)
+            lines.append(f"- {LABELS[a]} beats {LABELS[b]} at {better} of {len(pairs)} of those pairs.")
+    return "\n".join(lines)

@@ -1,0 +1,231 @@
+"""AMED (diffmath.amed) and the sampler table (diffmath.sampler_table): exact reductions, exactness at
+the mean-value time, NFE accounting, distillation, bad input."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from diffmath import amed
+from diffmath import mean_value as mv
+from diffmath import sampler_table
+from diffmath import samplers as S
+from diffmath.claims.part21_amed import ALL, _run, amed_refined_grid
+from diffmath.denoisers import CountingDenoiser, edm_denoiser
+from diffmath.flows import gaussian_flow
+from diffmath.mixture import GaussianMixture
+from diffmath.schedules import edm_rho_grid
+from diffmath.toys import random_mixture
+
+EXACT = 1e-12
+
+
+def grid_to_zero(n_levels, sigma_max=80.0):
+    levels = edm_rho_grid(n_levels, 0.002, sigma_max, 7.0) if n_levels > 1 else torch.tensor([sigma_max], dtype=torch.float64)
+    return torch.cat([levels, levels.new_zeros(1)])
+
+
+def rel(a, b):
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+@settings(max_examples=20)
+@given(name=st.sampled_from(ALL), n=st.integers(1, 8), afs=st.booleans(), to_zero=st.booleans())
+def test_nfe_counts_property(name, n, afs, to_zero):
+    """C21.11: the counted evaluations equal samplers.nfe for every sampler, grid end and afs."""
+    D = edm_denoiser(random_mixture(2, 3, seed=n))
+    levels = edm_rho_grid(n + 1, 0.002, 80.0, 7.0)
+    sig = torch.cat([levels[:-1], levels.new_zeros(1)]) if to_zero else levels
+    _run(name, D, 80 * torch.randn(3, 3, dtype=torch.float64), sig, afs=afs, require_zero=to_zero)
+    assert D.nfe == S.nfe(name, n, afs=afs, to_zero=to_zero)
+    if name.startswith("amed") and not to_zero:  # the AMED README: N timestamps -> 2(N - 1) - [afs]
+        assert D.nfe == 2 * (len(sig) - 1) - afs
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 2**16), n_levels=st.integers(2, 9), afs=st.booleans(), d=st.integers(1, 5))
+def test_constant_amed_is_dpm_solver_2_property(seed, n_levels, afs, d):
+    """C21.14: AMED-Solver with r = 1/2 and scale factors 1 is DPM-Solver-2 (r = 1/2), step for step."""
+    gm = random_mixture(3, d, seed=seed)
+    x = 80 * torch.randn(6, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    sig = grid_to_zero(n_levels)
+    a = amed.sample_amed(edm_denoiser(gm), x, sig, predictor=amed.ConstantPredictor(), afs=afs)
+    b = S.sample_dpm_solver_2(edm_denoiser(gm), x, sig, afs=afs)
+    assert rel(a, b) <= EXACT
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 2**16), n_levels=st.integers(2, 7), r=st.floats(0.05, 0.95), afs=st.booleans(), order=st.integers(1, 4))
+def test_constant_plugin_is_ipndm_on_refined_grid_property(seed, n_levels, r, afs, order):
+    """C21.14: AMED-Plugin with a fixed r and scale factors 1 is iPNDM on the refined grid."""
+    gm = random_mixture(3, 2, seed=seed)
+    x = 80 * torch.randn(6, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    sig = grid_to_zero(n_levels)
+    a = amed.sample_amed_plugin(edm_denoiser(gm), x, sig, predictor=amed.ConstantPredictor(r=r), afs=afs, max_order=order)
+    b = S.sample_ipndm(edm_denoiser(gm), x, amed_refined_grid(sig, r), afs=afs, max_order=order)
+    assert rel(a, b) <= EXACT
+
+
+def test_amed_is_not_dpm_solver_2_at_other_r():
+    """C21.14's other half: at r != 1/2 the two methods differ (by h (1 - 1/(2r)) (d - d_m))."""
+    gm = random_mixture(3, 2, seed=4)
+    x = 80 * torch.randn(6, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    sig = grid_to_zero(4)
+    a = amed.sample_amed(edm_denoiser(gm), x, sig, predictor=amed.ConstantPredictor(r=0.3))
+    b = S.sample_dpm_solver_2(edm_denoiser(gm), x, sig, r=0.3)
+    assert rel(a, b) > 1e-3
+
+
+class _MeanValueTime:
+    """The exact per-step r* of C21.8 for N(mu, sd^2 I), as a predictor."""
+
+    def __init__(self, sd):
+        self.sd = sd
+
+    def __call__(self, features, s, s_next):
+        s_star = mv.mean_value_time(s_next, s, self.sd)
+        r = math.log(s_star / s) / math.log(s_next / s)
+        return features.new_full((features.shape[0],), r), features.new_ones(features.shape[0]), features.new_ones(features.shape[0])
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 2**16), sd=st.floats(0.05, 5.0), n_levels=st.integers(2, 8), d=st.integers(1, 6))
+def test_amed_exact_at_the_mean_value_time_property(seed, sd, n_levels, d):
+    """C21.8 through the sampler: AMED-Solver with the exact r* per step reproduces the exact Gaussian
+    flow (to 1e-12 of the starting distance from the mean), for any starting point."""
+    g = torch.Generator().manual_seed(seed)
+    mu = torch.randn(d, generator=g, dtype=torch.float64)
+    gm = GaussianMixture(torch.ones(1, dtype=torch.float64), mu[None], torch.full((1,), sd**2, dtype=torch.float64))
+    x = mu + 80 * torch.randn(5, d, generator=g, dtype=torch.float64)
+    sig = edm_rho_grid(n_levels, 0.002, 80.0, 7.0)
+    out = amed.sample_amed(edm_denoiser(gm), x, sig, predictor=_MeanValueTime(sd), require_zero=False)
+    exact = gaussian_flow(mu, sd**2 * torch.eye(d, dtype=torch.float64), x, 1.0, 80.0, 1.0, 0.002)
+    # float64 floor: each step adds terms of the size of its input |x - mu| to land at a point up to
+    # 80/sd times closer to mu, so the rounding is relative to the starting distance
+    assert ((out - exact).norm(dim=-1) / (x - mu).norm(dim=-1)).max().item() <= EXACT
+
+
+def test_untrained_predictor_is_the_geometric_midpoint():
+    p = amed.AMEDPredictor(seed=3)
+    r, c, a = p(torch.rand(7, amed.N_FEATURES, dtype=torch.float64), 10.0, 3.0)
+    assert torch.equal(r, torch.full((7,), 0.5, dtype=torch.float64))
+    assert torch.equal(c, torch.ones(7, dtype=torch.float64)) and torch.equal(a, torch.ones(7, dtype=torch.float64))
+    assert amed.parameter_count(p) == 259
+
+
+def test_predictor_ranges():
+    """Whatever the parameters, r in [0, 1] (the sigmoid saturates to 0 or 1 in float64) and the scales stay
+    in their ranges (the official code's)."""
+    p = amed.AMEDPredictor(scale_dir_range=0.01, scale_time_range=0.2, seed=1)
+    with torch.no_grad():
+        for q in p.parameters():
+            q.normal_(0, 30.0, generator=torch.Generator().manual_seed(5))
+    r, c, a = p(torch.randn(50, amed.N_FEATURES, dtype=torch.float64), 80.0, 0.002)
+    assert bool(((r >= 0) & (r <= 1)).all())
+    ulp = 1e-15  # 1 + 0.01 tanh(z) - 1 carries the rounding of the sum
+    assert bool(((c - 1).abs() <= 0.01 + ulp).all()) and bool(((a - 1).abs() <= 0.2 + ulp).all())
+
+
+@pytest.mark.parametrize("solver", ("amed", "plugin"))
+def test_distillation_reduces_the_loss(solver):
+    """distill: the kept iterate has a smaller loss than the untrained predictor, and it is deterministic."""
+    gm = random_mixture(4, 2, seed=7)
+    D = edm_denoiser(gm)
+    sig = edm_rho_grid(4, 0.002, 80.0, 7.0)
+    x = 80 * torch.randn(32, 2, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    teacher = amed.teacher_trajectory(D, x, sig)
+    assert teacher.shape == (4, 32, 2)
+    runs = []
+    for _ in range(2):
+        p = amed.AMEDPredictor(seed=0, scale_time_range=0.2 if solver == "plugin" else 0.0)
+        losses = amed.distill(p, D, sig, teacher, solver=solver, iterations=30)
+        runs.append((losses, [q.detach().clone() for q in p.parameters()]))
+    losses = runs[0][0]
+    assert min(losses) < 0.9 * losses[0]
+    assert runs[0][0] == runs[1][0] and all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+
+
+def test_teacher_trajectory_is_the_exact_flow():
+    """For a Gaussian the teacher equals the closed-form flow at every level (solver tolerance 1e-10)."""
+    g = torch.Generator().manual_seed(11)
+    mu = torch.randn(3, generator=g, dtype=torch.float64)
+    C = torch.diag(torch.tensor([0.2, 1.0, 3.0], dtype=torch.float64))
+    gm = GaussianMixture(torch.ones(1, dtype=torch.float64), mu[None], C[None])
+    x = 80 * torch.randn(4, 3, generator=g, dtype=torch.float64)
+    sig = edm_rho_grid(5, 0.002, 80.0, 7.0)
+    teacher = amed.teacher_trajectory(edm_denoiser(gm), x, sig, rtol=1e-11, atol=1e-11)
+    for i, s in enumerate(sig.tolist()):
+        exact = gaussian_flow(mu, C, x, 1.0, 80.0, 1.0, s)
+        assert rel(teacher[i], exact) <= 1e-9
+
+
+def test_samplers_run_on_every_device(device):
+    gm = random_mixture(3, 4, seed=2, device=device)
+    x = 80 * torch.randn(5, 4, dtype=torch.float64, device=device)
+    sig = grid_to_zero(4).to(device)
+    p = amed.AMEDPredictor(device=device)
+    for fn in (amed.sample_amed, amed.sample_amed_plugin):
+        out = fn(edm_denoiser(gm), x, sig, predictor=p)
+        assert out.device.type == device.type and torch.isfinite(out).all()
+
+
+def test_bad_input():
+    gm = random_mixture(2, 2, seed=0)
+    D = edm_denoiser(gm)
+    x = torch.randn(3, 2, dtype=torch.float64)
+    sig = grid_to_zero(3)
+    for fn in (amed.sample_amed, amed.sample_amed_plugin):
+        with pytest.raises(ValueError, match="predictor"):
+            fn(D, x, sig, predictor=None)
+        with pytest.raises(ValueError, match=r"r must lie in \[0, 1\]"):
+            fn(D, x, sig, predictor=lambda f, s, sn: (f.new_full((3,), 1.5), f.new_ones(3), f.new_ones(3)))
+        with pytest.raises(ValueError, match="decreasing"):
+            fn(D, x, sig.flip(0), predictor=amed.ConstantPredictor())
+        with pytest.raises(ValueError, match="shape"):
+            fn(lambda xx, s: xx[:, :1], x, sig, predictor=amed.ConstantPredictor())
+    with pytest.raises(ValueError, match="max_order"):
+        amed.sample_amed_plugin(D, x, sig, predictor=amed.ConstantPredictor(), max_order=5)
+    for kwargs in ({"r": -0.1}, {"r": 1.1}, {"scale_dir": 0.0}, {"scale_time": float("nan")}):
+        with pytest.raises(ValueError):
+            amed.ConstantPredictor(**kwargs)
+    with pytest.raises(ValueError):
+        amed.AMEDPredictor(hidden=0)
+    with pytest.raises(ValueError):
+        amed.AMEDPredictor(scale_dir_range=1.5)
+    with pytest.raises(ValueError, match="features"):
+        amed.AMEDPredictor()(torch.zeros(3, 5, dtype=torch.float64), 2.0, 1.0)
+    levels = sig[:-1]
+    teacher = amed.teacher_trajectory(D, x, levels)
+    with pytest.raises(ValueError, match="solver"):
+        amed.distill(amed.AMEDPredictor(), D, levels, teacher, solver="heun")
+    with pytest.raises(ValueError, match="one state per positive level"):
+        amed.distill(amed.AMEDPredictor(), D, levels, teacher[:-1])
+    with pytest.raises(ValueError, match="rollout"):
+        amed.distill(amed.AMEDPredictor(), D, levels, teacher, solver="plugin", rollout=False)
+    with pytest.raises(ValueError, match="torch module"):
+        amed.distill(amed.ConstantPredictor(), D, levels, teacher)
+    with pytest.raises(ValueError):
+        S.nfe("amed_v", 3)
+
+
+def test_table_orderings_on_a_tiny_setting():
+    """sampler_table.run / orderings / markdown on d = 2, NFE 3 and 4: every row spends exactly its
+    budget (run raises otherwise), orderings report the paper's comparisons, the table marks a winner."""
+    res = sampler_table.run(dims=(2,), nfes=(3, 4), points=4, train_points=4)
+    assert set(res["tables"]["d=2"]) == {label for label, _, _ in sampler_table.ROWS}
+    order = sampler_table.orderings(res)
+    assert {o["nfe"] for o in order} == {3, 4}
+    assert all("ddim<heun,dpm2" in o and "amed_best" in o for o in order)
+    for o in order:
+        assert o["best"] == sampler_table.best(res, "d=2", o["nfe"], [lab for lab, _, afs in sampler_table.ROWS if afs is not True])
+    assert "**" in sampler_table.markdown(res)
+    assert sampler_table.plan("heun", 3, None) == (2, True) and sampler_table.plan("heun", 4, None) == (2, False)
+    assert sampler_table.plan("euler", 5, True) == (6, True)
+
+
+def test_counting_denoiser_counts_batched_calls_once():
+    D = CountingDenoiser(lambda x, s: x)
+    D(torch.zeros(10, 2), torch.ones(10))
+    assert D.nfe == 1
