@@ -229,3 +229,17 @@ def test_counting_denoiser_counts_batched_calls_once():
     D = CountingDenoiser(lambda x, s: x)
     D(torch.zeros(10, 2), torch.ones(10))
     assert D.nfe == 1
+
+
+@settings(max_examples=30)
+@given(sd=st.floats(0.05, 5.0), log_top=st.floats(math.log(0.01), math.log(80.0)), a=st.floats(0.05, 0.45), b=st.floats(0.55, 0.95))
+def test_mean_value_time_depends_on_the_step_end_property(sd, log_top, a, b):
+    """C21.16: with the same start (state and t_(n+1)) two different step ends need different exact times,
+    and using one end's time for the other step leaves an error far above rounding."""
+    top = math.exp(log_top)
+    lo, hi = a * top, b * top
+    s_lo, s_hi = mv.mean_value_time(lo, top, sd), mv.mean_value_time(hi, top, sd)
+    assert s_lo < s_hi
+    swapped = abs(mv.amed_gain(s_hi, lo, top, sd) - mv.exact_gain(lo, top, sd))
+    own = abs(mv.amed_gain(s_lo, lo, top, sd) - mv.exact_gain(lo, top, sd))
+    assert own <= 1e-12 and swapped > 1e3 * max(own, 1e-15)

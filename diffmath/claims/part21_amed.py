@@ -286,3 +286,67 @@ register(
         "finds it is an optimisation outcome, reported here.",
     )
 )
+
+
+# --- C21.16 one predictor for every grid (Su's reply in the comments; refuted) ---------------------
+def _derive_c2116() -> Derivation:
+    A = sp.symbols("s_d^2", positive=True)
+    t1, t0, s = sp.symbols("t_{n+1} t_n s", positive=True)
+    c = lambda v: v / (A + v**2)
+    phi = 1 - c(s) * (1 - c(t1) * (t1 - s)) * (t1 - t0)
+    return Derivation(
+        [
+            Step(sp.diff(phi, t0), c(s) * (1 - c(t1) * (t1 - s)), why="the AMED factor depends on the step's lower end",
+                 lhs_tex=r"\partial\varphi/\partial t_n", rhs_tex=r"c(s)\,[1-c(t_{n+1})(t_{n+1}-s)]"),
+        ],
+        setting=r"Isotropic Gaussian data $\mathcal N(\mu,s_d^2I)$, one AMED step from $t_{n+1}$ to $t_n$ with Euler predictor: "
+        r"$x-\mu$ is multiplied by $\varphi(s)$ (C21.8), which must equal $\sqrt{(s_d^2+t_n^2)/(s_d^2+t_{n+1}^2)}$. Both sides move "
+        r"with $t_n$ at fixed $s$, so the exact $s_*$ is a function of $t_n$ as well as of $t_{n+1}$, and of nothing about $x$.",
+    )
+
+
+def _check_c2116(device) -> CheckResult:
+    sd, top = 0.5, 80.0
+    firsts = {n: edm_rho_grid(n + 1, 0.002, top, 7.0)[1].item() for n in (2, 3, 5, 9)}
+    s_star = {n: mv.mean_value_time(t0, top, sd) for n, t0 in firsts.items()}
+    spread = (max(s_star.values()) - min(s_star.values())) / top
+    # the 9-step grid's exact time used for the 2-step grid's first step (same x, same t_{n+1}, same h)
+    swapped = abs(mv.amed_gain(s_star[9], firsts[2], top, sd) / mv.exact_gain(firsts[2], top, sd) - 1)
+    own = abs(mv.amed_gain(s_star[2], firsts[2], top, sd) / mv.exact_gain(firsts[2], top, sd) - 1)
+    return CheckResult(
+        (
+            Measurement("spread of the exact s* over the first steps of 2/3/5/9-step grids, / t_(n+1)", spread, 0.1, relation=">="),
+            Measurement("rel. error of the 2-step grid's first step at the 9-step grid's s*", swapped, 1e-3, relation=">="),
+            Measurement("rel. error at its own s* (exact)", own, EXACT_RTOL),
+        ),
+        setting=f"N(mu, {sd}^2 I); the first step of EDM rho=7 grids from {top:g}: t_n = "
+        + ", ".join(f"{t0:.4g} ({n} steps): s* = {s_star[n]:.4g}" for n, t0 in firsts.items())
+        + ". Every grid's first step starts at the same x_T and t_(n+1), so a predictor of (h_(t_(n+1)), t_(n+1)) gives one "
+        "s for all of them.",
+        device="cpu",
+    )
+
+
+register(
+    Claim(
+        id="C21.16",
+        title="One predictor of the current state and time serves every number of steps (false)",
+        statement=r"The intermediate time $s_n=g_\phi(h_{t_{n+1}},t_{n+1})$ of (14) depends on the current state and time only, "
+        r"so one trained $g_\phi$ serves any number of sampling steps $N$.",
+        source=Source(part=21, equation="(14)", note="the predictor as the article writes it, and Su's answer in the comments that "
+                      "one g serves any N (corrected there by the paper's author)"),
+        kind=Kind.REFUTED,
+        chapter=CHAPTER,
+        derive=_derive_c2116,
+        check=_check_c2116,
+        tests=(T + "test_mean_value_time_depends_on_the_step_end_property",),
+        remark=r"Counterexample: for isotropic Gaussian data the exact intermediate time of the first step from $t=80$ is "
+        r"18.0, 32.5, 47.7 or 60.0 for grids of 2, 3, 5 or 9 steps, with the same $x_T$ and so the same features; a "
+        r"predictor of $(h_{t_{n+1}},t_{n+1})$ must get at least three of them wrong. Corrected: the intermediate time "
+        r"depends on both ends of the step, and the official code's predictor takes both $t_{n+1}$ and $t_n$; one network "
+        r"can then serve several grids only for the step pairs it was trained on, which is why the paper trains one "
+        r"predictor per NFE.",
+        erratum=r"Article 21 also writes the intermediate time as $t_n+g\,(t_{n+1}-t_n)$ with $g\in(0,1)$ (arithmetic); the "
+        r"official code places it geometrically, $t_{n+1}^{1-r}t_n^{r}$ (C21.14).",
+    )
+)
