@@ -239,4 +239,8 @@ def summary(results: dict) -> str:
             pairs = [(tab[a][str(o["nfe"])], tab[b][str(o["nfe"])]) for o in amed_rows for tab in [results["tables"][o["table"]]]]
             better = sum(x < y for x, y in pairs)
             lines.append(f"- {LABELS[a]} beats {LABELS[b]} at {better} of {len(pairs)} of those pairs.")
+    times = [t for rows in results.get("train_seconds", {}).values() for by_nfe in rows.values() for t in by_nfe.values()]
+    if times:
+        lines.append(f"- AMED training: {len(times)} predictors, {min(times):.1f} to {max(times):.1f} s each "
+                     f"(teacher trajectory included; device {results.get('device', 'cpu')}).")
     return "\n".join(lines)
