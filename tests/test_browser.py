@@ -16,6 +16,7 @@ Without chromium or chromedriver the browser tests are skipped (with the reason)
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import shutil
@@ -126,10 +127,31 @@ def test_executed_chapters_show_their_figures(built_book):
     assert "Traceback" not in page
 
 
+def test_chapter_21_prose_matches_the_sampler_table(built_book):
+    """The sentences of the mean-value-sampling chapter (and C21.12's remark) that quote the table
+    hold in the table this build generated: if the benchmark's numbers move, this fails and the prose
+    must be rewritten."""
+    from diffmath import sampler_table as T
+
+    res = json.loads((built_book["ledger"].parent / "samplers.json").read_text())
+    plain = [lab for lab, _, afs in T.ROWS if afs is not True]
+    tables = res["tables"]
+    for key, tab in tables.items():
+        e, h, m = (tab[n] for n in ("euler", "heun", "dpm_solver_2"))
+        assert all(e[n] < h[n] and e[n] < m[n] for n in ("3", "5")), key  # DDIM beats both at NFE <= 5
+        assert 9.5 <= h["3"] / e["3"] <= 22, key  # "ten to twenty times"
+        for n in ("3", "5"):
+            assert T.best(res, key, int(n), plain) == "amed_plugin", (key, n)
+        assert all(tab["amed"][n] < m[n] for n in ("3", "5", "7", "9")), key  # AMED-Solver beats DPM-Solver-2
+    assert [(k, n) for k, tab in tables.items() for n in ("3", "5", "7", "9") if tab["amed"][n] < tab["ipndm"][n]] == [("d=2", "3")]
+    for key in ("d=16", "d=256"):
+        assert all(T.best(res, key, n, plain) == "ipndm" for n in (7, 9)), key
+    first = {k: next((n for n in res["nfe"] if tab["heun"][str(n)] < tab["euler"][str(n)]), None) for k, tab in tables.items()}
+    assert first == {"d=2": 25, "d=16": 25, "d=256": None}  # "Heun overtakes DDIM late, at NFE 25 on two of the mixtures"
+
+
 def test_ledger_links_resolve_to_claim_sections(built_book):
     """The ledger's {prf:ref} links point at the theorem boxes in the chapters."""
-    import json
-
     from diffmath.claims import get
 
     ledger = json.loads(built_book["ledger"].read_text())

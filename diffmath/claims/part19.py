@@ -403,7 +403,6 @@ register(
 
 # --- C19.6 the argmin of (8) is a Gauss–Newton step ---------------------------------------------------------
 def _derive_c196() -> Derivation:
-    eps = sp.symbols("epsilon", positive=True)
     Dp = -(x - m) / s**2 + (x - mt) / st**2  # exact D*' for q_t = N(mt, st^2)
     xk = mt + st * z
     vmu = gaussian_expectation(Dp.subs(x, xk), [z])  # E[J^T grad D], J = (1, z)
