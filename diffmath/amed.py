@@ -63,6 +63,7 @@ __all__ = [
     "distill",
     "geometric_level",
     "parameter_count",
+    "refined_grid",
     "sample_amed",
     "sample_amed_plugin",
     "state_features",
@@ -82,6 +83,19 @@ def geometric_level(sigma_cur, sigma_next, r):
     if not (float(sigma_cur) > 0 and float(sigma_next) > 0):
         raise ValueError("geometric_level needs both levels > 0")
     return sigma_next**r * sigma_cur ** (1 - r)
+
+
+def refined_grid(sigmas: torch.Tensor, r: float) -> torch.Tensor:
+    """``sigmas`` with :func:`geometric_level` inserted in every step between two positive levels: the grid
+    that AMED-Plugin with a fixed ``r`` and scale factors 1 walks, as plain iPNDM (claim C21.14)."""
+    s = torch.as_tensor(sigmas, dtype=torch.float64).tolist()
+    out = []
+    for a, b in zip(s, s[1:]):
+        out.append(a)
+        if b > 0:
+            out.append(geometric_level(a, b, r))
+    out.append(s[-1])
+    return torch.tensor(out, dtype=torch.float64, device=getattr(sigmas, "device", None))
 
 
 def state_features(x: torch.Tensor, d: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -12,7 +12,7 @@ from diffmath import amed
 from diffmath import mean_value as mv
 from diffmath import sampler_table
 from diffmath import samplers as S
-from diffmath.claims.part21_amed import ALL, _run, amed_refined_grid
+from diffmath.claims.part21_amed import ALL, _run
 from diffmath.denoisers import CountingDenoiser, edm_denoiser
 from diffmath.flows import gaussian_flow
 from diffmath.mixture import GaussianMixture
@@ -64,7 +64,7 @@ def test_constant_plugin_is_ipndm_on_refined_grid_property(seed, n_levels, r, af
     x = 80 * torch.randn(6, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     sig = grid_to_zero(n_levels)
     a = amed.sample_amed_plugin(edm_denoiser(gm), x, sig, predictor=amed.ConstantPredictor(r=r), afs=afs, max_order=order)
-    b = S.sample_ipndm(edm_denoiser(gm), x, amed_refined_grid(sig, r), afs=afs, max_order=order)
+    b = S.sample_ipndm(edm_denoiser(gm), x, amed.refined_grid(sig, r), afs=afs, max_order=order)
     assert rel(a, b) <= EXACT
 
 

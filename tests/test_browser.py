@@ -139,7 +139,7 @@ def test_chapter_21_prose_matches_the_sampler_table(built_book):
     for key, tab in tables.items():
         e, h, m = (tab[n] for n in ("euler", "heun", "dpm_solver_2"))
         assert all(e[n] < h[n] and e[n] < m[n] for n in ("3", "5")), key  # DDIM beats both at NFE <= 5
-        assert 9.5 <= h["3"] / e["3"] <= 22, key  # "ten to twenty times"
+        assert 9.5 <= h["3"] / e["3"] <= 21.5, key  # "10 to 21 times"
         for n in ("3", "5"):
             assert T.best(res, key, int(n), plain) == "amed_plugin", (key, n)
         assert all(tab["amed"][n] < m[n] for n in ("3", "5", "7", "9")), key  # AMED-Solver beats DPM-Solver-2
