@@ -31,6 +31,9 @@ class Schedule(ABC):
 
     t_min: float = 0.0
     t_max: float = 1.0
+    family: str = "vp"
+    """The constraint tying alpha to sigma: ``"vp"`` (alpha² + sigma² = 1), ``"rf"`` (alpha + sigma = 1)
+    or ``"ve"`` (alpha = 1); :class:`ShiftedSchedule` stays in the family of its base."""
 
     # -- subclasses implement these on a validated float tensor ------------------------------
     @abstractmethod
@@ -237,6 +240,7 @@ class EDM(Schedule):
     """
 
     t_max = math.inf
+    family = "ve"
 
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0, sigma_data: float = 0.5):
         if not (0 < sigma_min < sigma_max < math.inf):
@@ -272,6 +276,8 @@ class RectifiedFlow(Schedule):
     Data at :math:`t = 0` (article 17's convention); articles 19 and 20 run it the other way.
     """
 
+    family = "rf"
+
     def _alpha(self, t):
         return 1 - t
 
@@ -305,3 +311,166 @@ def edm_rho_grid(n: int, sigma_min: float, sigma_max: float, rho: float) -> torc
     grid = (hi + i / (n - 1) * (lo - hi)) ** rho
     grid[0], grid[-1] = sigma_max, sigma_min  # the endpoints exactly, not up to rounding
     return grid
+
+
+class LogSNRCosine(Schedule):
+    r"""simple diffusion's cosine schedule with a clipped log-SNR (Hoogeboom et al. 2023, arXiv 2301.11093).
+
+    :math:`\lambda(t) = -2\log\tan\theta(t)`, :math:`\theta(t) = \theta_0 + t(\theta_1-\theta_0)` with
+    :math:`\theta_0 = \arctan e^{-\lambda_{\max}/2}`, :math:`\theta_1 = \arctan e^{-\lambda_{\min}/2}`, so
+    :math:`\lambda(0)=\lambda_{\max}`, :math:`\lambda(1)=\lambda_{\min}`; VP with
+    :math:`\alpha^2 = \mathrm{sigmoid}(\lambda)`, i.e. :math:`\alpha=\cos\theta`, :math:`\sigma=\sin\theta`,
+    and EDM noise level :math:`\tan\theta`. Defaults :math:`\lambda\in[-15, 15]` as in the paper and
+    in lucidrains' ``logsnr_schedule_cosine``. The unclipped limit is :class:`VPCosine` with ``s=0``.
+    """
+
+    def __init__(self, logsnr_min: float = -15.0, logsnr_max: float = 15.0):
+        if not (math.isfinite(logsnr_min) and math.isfinite(logsnr_max) and logsnr_min < logsnr_max):
+            raise ValueError(f"need finite logsnr_min < logsnr_max, got {logsnr_min}, {logsnr_max}")
+        self.logsnr_min, self.logsnr_max = float(logsnr_min), float(logsnr_max)
+        self._th0 = math.atan(math.exp(-0.5 * self.logsnr_max))
+        self._th1 = math.atan(math.exp(-0.5 * self.logsnr_min))
+
+    def _theta(self, t):
+        return self._th0 + t * (self._th1 - self._th0)
+
+    def _alpha(self, t):
+        return torch.cos(self._theta(t))
+
+    def _sigma(self, t):
+        return torch.sin(self._theta(t))
+
+    def _dalpha(self, t):
+        return -torch.sin(self._theta(t)) * (self._th1 - self._th0)
+
+    def _dsigma(self, t):
+        return torch.cos(self._theta(t)) * (self._th1 - self._th0)
+
+    def _t_of_edm_sigma(self, s):
+        return (torch.atan(s) - self._th0) / (self._th1 - self._th0)
+
+
+def family_normaliser(family: str, a: torch.Tensor, b: torch.Tensor):
+    r"""For a schedule family, :math:`n(a, b)` — homogeneous of degree 1 and equal to 1 exactly on the
+    family's :math:`(\alpha, \sigma)` — and its partial derivatives :math:`(\partial_an, \partial_bn)`:
+    VP :math:`\sqrt{a^2+b^2}`, rectified flow :math:`a+b`, VE :math:`a`. Dividing any
+    :math:`(a, b)` by :math:`n` puts it on the family with the same ratio :math:`b/a`."""
+    if family == "vp":
+        n = torch.sqrt(a * a + b * b)
+        return n, a / n, b / n
+    if family == "rf":
+        return a + b, torch.ones_like(a), torch.ones_like(b)
+    if family == "ve":
+        return a, torch.ones_like(a), torch.zeros_like(b)
+    raise ValueError(f"unknown schedule family {family!r}")
+
+
+class ShiftedSchedule(Schedule):
+    r"""A schedule with its SNR divided by :math:`s^2`: the resolution shift of articles 22 and 23.
+
+    :math:`\mathrm{SNR}'(t) = \mathrm{SNR}(t)/s^2`, i.e. :math:`\lambda'(t) = \lambda(t) - 2\log s`, at the
+    same time :math:`t`, staying in the base's family: with :math:`(a, b) = (\alpha(t), s\,\sigma(t))`,
+    :math:`(\alpha', \sigma') = (a, b)/n(a, b)` where :math:`n = \sqrt{a^2+b^2}` (VP), :math:`a+b`
+    (rectified flow) or :math:`a` (VE/EDM: :math:`\sigma' = s\sigma`). For a VP base this is the
+    unique solution of article 22's alignment (5),
+    :math:`\alpha'^2 = \alpha^2/(\alpha^2 + s^2\sigma^2)` (claim C22.3) and simple diffusion's shifted
+    schedule with :math:`s = d/64` (resolution :math:`d`, base 64); for the rectified-flow line it is
+    Stable Diffusion 3's timestep shift (:func:`sd3_time_shift`, claim C22.7). The EDM noise level is
+    multiplied by :math:`s`.
+
+    ``shift`` is :math:`s > 0` (``s > 1``: more noise at every time, for a higher resolution), or a
+    pair ``(s_start, s_end)`` interpolated log-linearly over the time range: simple diffusion's
+    *interpolated* schedule, :math:`\lambda'(t) = (1-u)(\lambda - 2\log s_{\rm start}) + u(\lambda - 2\log s_{\rm end})`
+    with :math:`u = (t - t_{\min})/(t_{\max}-t_{\min})` (lucidrains' ``logsnr_schedule_interpolated``
+    with ``s_start = d/noise_d_high`` at the data end and ``s_end = d/noise_d_low`` at the noise end).
+    """
+
+    def __init__(self, base: Schedule, shift):
+        if not isinstance(base, Schedule):
+            raise ValueError(f"base must be a Schedule, got {type(base).__name__}")
+        pair = isinstance(shift, (tuple, list))
+        values = [float(v) for v in shift] if pair else [float(shift)]
+        if (pair and len(values) != 2) or not all(math.isfinite(v) and v > 0 for v in values):
+            raise ValueError(f"shift must be a number > 0 or a pair of numbers > 0, got {shift!r}")
+        if pair and not math.isfinite(base.t_max):
+            raise ValueError("an interpolated shift needs a base schedule with a finite time range")
+        self.base, self.shift = base, (tuple(values) if pair else values[0])
+        self.t_min, self.t_max, self.family = base.t_min, base.t_max, base.family
+        self._logs = (math.log(values[0]), math.log(values[-1]))
+
+    def times(self, t) -> torch.Tensor:
+        return self.base.times(t)
+
+    def factor(self, t) -> torch.Tensor:
+        """:math:`s(t)`: the constant shift, or the log-linear interpolation of the pair."""
+        return self._factor(self.times(t))
+
+    def _factor(self, t):
+        l0, l1 = self._logs
+        if l0 == l1:
+            return torch.full_like(t, math.exp(l0))
+        u = (t - self.t_min) / (self.t_max - self.t_min)
+        return torch.exp(l0 + u * (l1 - l0))
+
+    def _ab(self, t):
+        a, b = self.base._alpha(t), self._factor(t) * self.base._sigma(t)
+        n, _, _ = family_normaliser(self.family, a, b)
+        return a / n, b / n
+
+    def _alpha(self, t):
+        return self._ab(t)[0]
+
+    def _sigma(self, t):
+        return self._ab(t)[1]
+
+    def _derivs(self, t):
+        l0, l1 = self._logs
+        f = self._factor(t)
+        df = f * (l1 - l0) / (self.t_max - self.t_min) if l0 != l1 else torch.zeros_like(t)
+        a, da = self.base._alpha(t), self.base._dalpha(t)
+        b, db = f * self.base._sigma(t), f * self.base._dsigma(t) + df * self.base._sigma(t)
+        n, na, nb = family_normaliser(self.family, a, b)
+        dn = na * da + nb * db
+        return (da * n - a * dn) / n**2, (db * n - b * dn) / n**2
+
+    def _dalpha(self, t):
+        return self._derivs(t)[0]
+
+    def _dsigma(self, t):
+        return self._derivs(t)[1]
+
+    def _t_of_edm_sigma(self, s):
+        l0, l1 = self._logs
+        if l0 == l1:
+            return self.base._t_of_edm_sigma(s / math.exp(l0))
+        # sigma'/alpha' = s(t) sigma(t)/alpha(t): increasing in t for the shifts in use; bisection
+        lo = torch.full_like(s, self.t_min)
+        hi = torch.full_like(s, self.t_max)
+        for _ in range(80):
+            mid = 0.5 * (lo + hi)
+            up = self._factor(mid) * self.base._sigma(mid) / self.base._alpha(mid) < s
+            lo, hi = torch.where(up, mid, lo), torch.where(up, hi, mid)
+        t = 0.5 * (lo + hi)
+        got = self._factor(t) * self.base._sigma(t) / self.base._alpha(t)
+        if not torch.allclose(got, s, rtol=1e-8, atol=1e-12):
+            raise ValueError("this interpolated shift is not monotone in t here; no unique time for that noise level")
+        return t
+
+    def __repr__(self) -> str:
+        return f"ShiftedSchedule({self.base!r}, shift={self.shift!r})"
+
+
+def sd3_time_shift(t, shift: float) -> torch.Tensor:
+    r"""Stable Diffusion 3's resolution-dependent timestep shift (Esser et al. 2024, arXiv 2403.03206, §5.3.2).
+
+    :math:`t' = \frac{s\,t}{1 + (s-1)\,t}` on the rectified-flow line :math:`x_t = (1-t)x_0 + t\varepsilon`
+    (noise at :math:`t = 1`, as here), with :math:`s = \sqrt{m/n}` for :math:`m` and :math:`n` pixels
+    (the linear resolution factor). Written from the paper's formula, independently of
+    :class:`ShiftedSchedule`, which claim C22.7 shows it equals.
+    """
+    t = as_tensor(t, "t")
+    if not (math.isfinite(shift) and shift > 0):
+        raise ValueError(f"shift must be a finite number > 0, got {shift!r}")
+    if t.numel() and (t.min().item() < 0 or t.max().item() > 1):
+        raise ValueError("t must lie in [0, 1]")
+    return shift * t / (1 + (shift - 1) * t)

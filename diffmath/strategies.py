@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from diffmath import schedules as sch
+from diffmath.images import GaussianImage, ImageMixture
 from diffmath.mixture import GaussianMixture
 from diffmath.toys import COV_TYPES
 
@@ -114,3 +115,35 @@ def matrices(d: int, lo: float = -2.0, hi: float = 2.0):
 def vectors(d: int, lo: float = -2.0, hi: float = 2.0):
     """Real (d,) float64 vectors with entries in [lo, hi]."""
     return st.lists(_floats(lo, hi), min_size=d, max_size=d).map(lambda v: torch.tensor(v, dtype=torch.float64))
+
+
+@st.composite
+def image_sizes(draw, *, factors=(1, 2, 4), low=st.integers(2, 6)) -> tuple[int, int, int]:
+    """``(H, W, s)`` with ``s`` drawn from ``factors`` dividing both sides (``H = s * h``)."""
+    s = draw(st.sampled_from(factors))
+    return s * draw(low), s * draw(low), s
+
+
+@st.composite
+def gaussian_images(draw, *, sizes=image_sizes(), alphas=_floats(0.0, 3.5), channels=st.integers(1, 2),
+                    pinched: bool = False) -> GaussianImage:
+    """Random Gaussian image laws (float64): power-law fields with a random exponent, variance and
+    mean; with ``pinched=True``, their block-structured version at a drawn factor (``P Sigma (I - P) = 0``)."""
+    H, W, s = draw(sizes)
+    law = GaussianImage.power_law(
+        H, W, draw(alphas), variance=draw(_floats(0.2, 3.0)), f0=draw(_floats(0.5, 2.0)),
+        mean=draw(_floats(-1.0, 1.0)), channels=draw(channels),
+    )
+    if pinched and s > 1:
+        law = law.pinched(s, draw(_floats(0.0, 1.0)))
+    return law
+
+
+@st.composite
+def image_mixtures(draw, *, components=st.integers(1, 3), sizes=image_sizes(factors=(1, 2))) -> ImageMixture:
+    """Random mixtures of Gaussian image laws of one shape (different exponents and means)."""
+    size = draw(sizes)
+    K = draw(components)
+    laws = [draw(gaussian_images(sizes=st.just(size), channels=st.just(1))) for _ in range(K)]
+    raw = torch.tensor(draw(st.lists(_floats(0.1, 1.0), min_size=K, max_size=K)), dtype=torch.float64)
+    return ImageMixture(raw / raw.sum(), laws)

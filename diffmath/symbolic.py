@@ -4,7 +4,9 @@ A :class:`Derivation` is a list of :class:`Step` objects. Each step states ``lhs
 REL one of ``=``, ``<=``, ``>=``:
 
 * an equality is accepted when sympy reduces ``lhs - rhs`` to zero (``simplify``, then
-  ``expand``/``cancel``/``trigsimp``/``expand_log`` as fall-backs; matrices entry by entry);
+  ``expand``/``cancel``/``trigsimp``/``expand_log``/``doit`` as fall-backs; matrices entry by entry).
+  A side may be left unevaluated (a ``Sum``, a ``Derivative``, a ``MatMul(..., evaluate=False)`` of
+  explicit matrices) so that the computation happens in the check rather than in the statement;
 * an inequality needs a *certificate* ``c``: sympy must show ``(larger) - (smaller) - c == 0`` and
   that ``c`` is nonnegative from the symbols' assumptions (``c.is_nonnegative is True``).
 
@@ -26,6 +28,8 @@ _WIDE = 90  # characters of TeX beyond which a step is set on two lines
 
 
 def _is_zero(expr: Expr) -> bool:
+    if isinstance(expr, sp.MatrixExpr) and not isinstance(expr, sp.MatrixBase):
+        expr = expr.doit()  # an unevaluated product of explicit matrices: compute it
     if isinstance(expr, sp.MatrixBase):
         return all(_is_zero(e) for e in expr)
     if expr == 0:
@@ -37,6 +41,7 @@ def _is_zero(expr: Expr) -> bool:
         sp.trigsimp,
         lambda e: sp.simplify(sp.expand(e)),
         lambda e: sp.simplify(sp.expand(sp.expand_log(e, force=True))),
+        lambda e: sp.simplify(e.doit()),  # unevaluated sums, derivatives, substitutions
     )
     for reduce in reducers:
         try:
@@ -79,6 +84,8 @@ class Step:
         """``None`` when sympy verifies the step, else a message saying what failed."""
         if self.relation == "=":
             diff = self.lhs - self.rhs
+            if isinstance(diff, sp.MatrixExpr) and not isinstance(diff, sp.MatrixBase):
+                diff = diff.doit()
             if _is_zero(diff):
                 return None
             left = diff.applyfunc(sp.simplify) if isinstance(diff, sp.MatrixBase) else sp.simplify(diff)

@@ -164,7 +164,7 @@ def test_errata_lists_refuted_claims(book_copy, tmp_path):
 
 
 def test_errata_without_refuted_or_imprecise_claims(book_copy, ledger):
-    claims = [c for c in all_claims() if c.kind is not Kind.REFUTED and not c.erratum]
+    claims = [c for c in all_claims() if c.kind is not Kind.REFUTED and not c.erratum and not c.extension]
     book.generate(book_copy, ledger, claims=claims)
     assert "No errata yet" in (book_copy / "_generated" / "errata.md").read_text()
 
@@ -181,6 +181,31 @@ def test_errata_lists_imprecise_claims(book_copy, ledger):
     refuted = [c for c in all_claims() if c.kind is Kind.REFUTED]
     for c in refuted:
         assert text.index(f"## {c.id}:") < text.index("## Imprecise as written")
+
+
+def test_errata_lists_extensions_in_their_own_group(book_copy, ledger):
+    """Claims the article gets right and the suite sharpens (an ``extension``) form the third group."""
+    book.generate(book_copy, ledger)
+    text = (book_copy / "_generated" / "errata.md").read_text()
+    extended = [c for c in all_claims() if c.extension and not c.erratum and c.kind is not Kind.REFUTED]
+    assert extended, "expected at least one claim with an extension"
+    assert "## Extensions" in text
+    for c in extended:
+        assert text.index(f"**{c.id}**") > text.index("## Extensions")
+
+
+def test_documented_claims_take_no_check():
+    """A documented (non-mathematical) claim has neither a derivation nor a check, and its ledger
+    status says so."""
+    from diffmath.claims import Claim, Source, verify_claim
+
+    with pytest.raises(ValueError, match="documented"):
+        Claim(id="C99.2", title="t", statement="s", source=Source(part=22), kind=Kind.DOCUMENTED,
+              chapter="x", check=lambda device: None)
+    c = Claim(id="C99.3", title="t", statement="s", source=Source(part=22), kind=Kind.DOCUMENTED, chapter="x")
+    assert verify_claim(c, "cpu").status == "documented"
+    with pytest.raises(ValueError, match="neither"):
+        Claim(id="C99.4", title="t", statement="s", source=Source(part=22), kind=Kind.IDENTITY, chapter="x")
 
 
 def test_every_claim_is_included_by_its_chapter():

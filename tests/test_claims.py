@@ -34,7 +34,8 @@ def test_every_claim_has_a_statement_source_and_tests():
     for c in CLAIMS:
         assert c.statement.strip() and c.title.strip()
         assert c.source.describe()
-        assert c.tests, f"{c.id} lists no tests"
+        if c.kind is not Kind.DOCUMENTED:  # a documented remark has nothing to test
+            assert c.tests, f"{c.id} lists no tests"
         if c.kind in (Kind.IDENTITY, Kind.INEQUALITY):
             assert c.derivation is not None or c.check is not None
 

@@ -85,3 +85,36 @@ def test_ddim_equals_euler_in_edm_coordinates(n_steps):
     sig = torch.tensor([sch.edm_sigma(float(n)).item() for n in timesteps] + [0.0], dtype=torch.float64)
     euler = S.sample_euler(edm_denoiser(gm), x_T / sch.alpha(float(timesteps[0])), sig)
     assert (ddim - euler).abs().max().item() <= 1e-12 * (1 + euler.abs().max().item())
+
+
+def test_eps_to_denoiser_inverts_exact_eps_model():
+    """An exact eps-model turned into an EDM denoiser is the law's EDM denoiser (two routes)."""
+    from diffmath.denoisers import eps_to_denoiser, exact_eps_model
+    from diffmath.images import GaussianImage
+    from diffmath.schedules import LogSNRCosine
+
+    for law, shape in ((random_mixture(3, 2, seed=8), (4, 2)), (GaussianImage.power_law(6, 6, 2.0, mean=0.1), (4, 1, 6, 6))):
+        sch = LogSNRCosine()
+        D = eps_to_denoiser(exact_eps_model(law, sch), sch)
+        x = torch.randn(*shape, dtype=torch.float64, generator=gen(9))
+        sig = torch.tensor([0.05, 0.5, 2.0, 20.0], dtype=torch.float64)
+        assert torch.allclose(D(x, sig), edm_denoiser(law)(x, sig), rtol=1e-10, atol=1e-10)
+        assert D.nfe == 1
+    with pytest.raises(ValueError, match="callable"):
+        eps_to_denoiser(3, sch)
+    with pytest.raises(ValueError, match="law must be"):
+        exact_eps_model("law", sch)
+
+
+def test_ddpm_eps_model_drives_ddim_on_image_laws():
+    """The DDPM wrapper accepts image laws; DDIM on it equals Euler in EDM coordinates (as for mixtures)."""
+    from diffmath.images import GaussianImage
+
+    law = GaussianImage.power_law(8, 8, 2.0, mean=0.2)
+    sch = DDPMDiscrete()
+    timesteps = [999, 700, 400, 100]
+    x_T = torch.randn(3, 1, 8, 8, generator=gen(13), dtype=torch.float64)
+    ddim = S.sample_ddim_discrete(ddpm_eps_model(law, sch), x_T, timesteps, sch)
+    sig = torch.tensor([sch.edm_sigma(float(n)).item() for n in timesteps] + [0.0], dtype=torch.float64)
+    euler = S.sample_euler(edm_denoiser(law), x_T / sch.alpha(float(timesteps[0])), sig)
+    assert (ddim - euler).abs().max().item() <= 1e-12 * (1 + euler.abs().max().item())

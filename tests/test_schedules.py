@@ -123,3 +123,70 @@ def test_edm_rho_grid_uniform_at_rho_one_and_geometric_limit():
 def test_edm_sampling_sigmas_append_zero():
     s = sch.EDM().sampling_sigmas(18)
     assert s.shape == (19,) and s[-1].item() == 0.0 and s[0].item() == 80.0
+
+
+# --- resolution shifts (articles 22 and 23) -----------------------------------------------------------
+SHIFT_BASES = [sch.VPCosine(s=0.0), sch.VPLinear(), sch.LogSNRCosine(), sch.RectifiedFlow(), sch.EDM()]
+
+
+@given(base=st.sampled_from(SHIFT_BASES), shift=st.floats(0.3, 8.0), u=st.floats(0.05, 0.95))
+def test_shifted_schedule_derivatives_property(base, shift, u):
+    """dalpha/dt and dsigma/dt of the shifted schedule equal autograd of its alpha and sigma (constant and
+    interpolated shifts), and the family constraint holds."""
+    t0 = base.t_min + u * (min(base.t_max, 50.0) - base.t_min)
+    for sc in (sch.ShiftedSchedule(base, shift),) + ((sch.ShiftedSchedule(base, (shift, 1 / shift)),) if math.isfinite(base.t_max) else ()):
+        t = torch.tensor(t0, dtype=torch.float64, requires_grad=True)
+        for value, deriv in ((sc._alpha, sc.dalpha), (sc._sigma, sc.dsigma)):
+            out = value(t)
+            auto = torch.autograd.grad(out, t)[0] if out.requires_grad else torch.zeros(())
+            assert abs(auto.item() - deriv(t0).item()) <= 1e-9 * (1 + abs(auto.item()))
+        a, s = sc.alpha(t0).item(), sc.sigma(t0).item()
+        norm = {"vp": math.hypot(a, s), "rf": a + s, "ve": a}[sc.family]
+        assert abs(norm - 1) < 1e-12
+
+
+@given(base=st.sampled_from(SHIFT_BASES), shift=st.floats(0.3, 8.0), u=st.floats(0.05, 0.95))
+def test_shifted_schedule_roundtrip_property(base, shift, u):
+    """The shift multiplies the EDM noise level by s and the SNR by 1/s^2; t_of_edm_sigma inverts it."""
+    t = base.t_min + u * (min(base.t_max, 50.0) - base.t_min)
+    sc = sch.ShiftedSchedule(base, shift)
+    assert abs(sc.edm_sigma(t).item() - shift * base.edm_sigma(t).item()) <= 1e-11 * (1 + sc.edm_sigma(t).item())
+    assert abs(sc.t_of_edm_sigma(sc.edm_sigma(t)).item() - t) <= 1e-9 * max(1.0, t)
+    if math.isfinite(base.t_max):
+        inter = sch.ShiftedSchedule(base, (shift, 2 * shift))
+        assert abs(inter.t_of_edm_sigma(inter.edm_sigma(t)).item() - t) <= 1e-8 * max(1.0, t)
+
+
+@given(shift=st.floats(1.1, 6.0), t=st.floats(0.01, 0.99))
+def test_sd3_shift_twice_is_detectably_different_property(shift, t):
+    """C22.7: SD3's shift is ShiftedSchedule on the rectified-flow line; twice is the shift by s^2."""
+    once = sch.sd3_time_shift(t, shift)
+    assert abs(once.item() - sch.ShiftedSchedule(sch.RectifiedFlow(), shift).sigma(t).item()) < 1e-14
+    twice = sch.sd3_time_shift(once, shift)
+    assert abs(twice.item() - sch.sd3_time_shift(t, shift * shift).item()) < 1e-13
+    # shift_s(u) - u = u(1-u)(s-1)/(1+(s-1)u) >= u(1-u)(s-1)/s: a second application always moves t again
+    u = once.item()
+    assert twice.item() - u >= (1 - 1e-12) * u * (1 - u) * (shift - 1) / shift
+
+
+def test_logsnr_cosine_matches_its_definition():
+    """simple diffusion's clipped cosine: lambda = -2 log tan(theta), endpoints +-15, VP."""
+    s = sch.LogSNRCosine()
+    t = torch.linspace(0, 1, 101, dtype=torch.float64)
+    th0, th1 = math.atan(math.exp(-7.5)), math.atan(math.exp(7.5))
+    assert torch.allclose(s.log_snr(t), -2 * torch.log(torch.tan(th0 + t * (th1 - th0))), rtol=0, atol=1e-12)
+    assert abs(s.log_snr(0.0).item() - 15) < 1e-12 and abs(s.log_snr(1.0).item() + 15) < 1e-12
+    assert torch.allclose(s.alpha(t) ** 2 + s.sigma(t) ** 2, torch.ones_like(t), atol=1e-15)
+    with pytest.raises(ValueError):
+        sch.LogSNRCosine(5.0, -5.0)
+
+
+def test_shifted_schedule_bad_input():
+    with pytest.raises(ValueError, match="shift"):
+        sch.ShiftedSchedule(sch.VPCosine(), 0.0)
+    with pytest.raises(ValueError, match="finite time range"):
+        sch.ShiftedSchedule(sch.EDM(), (1.0, 2.0))
+    with pytest.raises(ValueError, match="Schedule"):
+        sch.ShiftedSchedule("vp", 2.0)
+    with pytest.raises(ValueError, match="t must"):
+        sch.sd3_time_shift(1.5, 2.0)

@@ -30,3 +30,14 @@ def test_noise_levels(level):
 def test_unknown_profile():
     with pytest.raises(ValueError, match="profile"):
         dst.load_profile("nope")
+
+
+@given(law=dst.gaussian_images(pinched=True))
+def test_gaussian_images_are_valid(law):
+    assert (law.eigenvalues > 0).all() and law.mean.ndim == 3
+    assert law.sample(1).shape == (1, *law.shape)
+
+
+@given(mix=dst.image_mixtures())
+def test_image_mixtures_are_valid(mix):
+    assert abs(mix.weights.sum().item() - 1) < 1e-12 and mix.n_components >= 1

@@ -57,3 +57,23 @@ def test_empty_and_bad_relation_rejected():
         Derivation([])
     with pytest.raises(ValueError, match="relation"):
         Step(x, x, relation="<")
+
+
+def test_unevaluated_sides_are_computed_by_the_check():
+    """A side left unevaluated (a Sum, a Subs of a Derivative, a MatMul of explicit matrices) is computed when
+    the step is checked: right results pass, wrong ones fail."""
+    import sympy as sp
+
+    from diffmath.symbolic import Step
+
+    i, j = sp.symbols("i j", integer=True)
+    total = sp.Sum(sp.KroneckerDelta(i, j), (i, 1, 4), (j, 1, 4)) / 16
+    assert Step(total, sp.Rational(1, 4)).failure() is None
+    assert Step(total, sp.Rational(1, 2)).failure() is not None
+    A = sp.Matrix([[1, 2], [3, 4]])
+    assert Step(sp.MatMul(A, A.inv(), evaluate=False), sp.eye(2)).failure() is None
+    assert Step(sp.MatMul(A, A, evaluate=False), sp.eye(2)).failure() is not None
+    g, u = sp.symbols("g u", positive=True)
+    third = sp.Subs(sp.Derivative(sp.tanh(g * u), (g, 3)), g, 0) / 6
+    assert Step(third, -(u**3) / 3).failure() is None
+    assert Step(third, (u**3) / 3).failure() is not None

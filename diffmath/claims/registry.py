@@ -35,6 +35,7 @@ class Kind(str, enum.Enum):
     LIMIT = "limit"  #: an asymptotic statement; checked along a sequence
     EMPIRICAL = "empirical"  #: measured and reported; only what is guaranteed is asserted
     REFUTED = "refuted"  #: false as stated; the check asserts the counterexample
+    DOCUMENTED = "documented"  #: a statement about practice, not mathematics: recorded with its source, not checked
 
 
 @dataclass(frozen=True)
@@ -142,13 +143,19 @@ class Claim:
     """For a claim that holds but that the article states imprecisely (a wrong coefficient, an
     inverted sentence, a missing assumption): what the article says and what is right. Listed on
     the errata page with the refuted claims."""
+    extension: str = ""
+    """For a claim the article gets right and the suite sharpens or generalises: what the article
+    says and what is added. Listed on the errata page in its own group."""
 
     def __post_init__(self):
         if not _ID.match(self.id):
             raise ValueError(f"claim id must look like 'C<part>.<n>', got {self.id!r}")
         if not isinstance(self.kind, Kind):
             raise ValueError(f"kind must be a diffmath.claims.Kind, got {self.kind!r}")
-        if self.derive is None and self.check is None:
+        if self.kind is Kind.DOCUMENTED:
+            if self.derive is not None or self.check is not None:
+                raise ValueError(f"claim {self.id} is documented (not checkable): it takes no derivation or check")
+        elif self.derive is None and self.check is None:
             raise ValueError(f"claim {self.id} has neither a derivation nor a numeric check")
 
     @property
@@ -194,9 +201,11 @@ class Outcome:
 
     @property
     def status(self) -> str:
-        """``verified`` / ``refuted`` (a verified counterexample) / ``empirical`` / ``failed``."""
+        """``verified`` / ``refuted`` (a verified counterexample) / ``empirical`` / ``documented`` / ``failed``."""
         if not self.passed:
             return "failed"
+        if self.claim.kind is Kind.DOCUMENTED:
+            return "documented"
         if self.claim.kind is Kind.REFUTED:
             return "refuted"
         if self.claim.kind is Kind.EMPIRICAL:
