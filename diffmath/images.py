@@ -48,6 +48,7 @@ import torch
 
 from diffmath._validation import as_tensor
 from diffmath.resolution import check_factor
+from diffmath.resolution import pool as _pool
 
 _REAL_TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
 
@@ -269,6 +270,7 @@ class GaussianImage:
         if mu.ndim != 3 or tuple(mu.shape[-2:]) != (basis.H, basis.W) or mu.shape[0] < 1:
             raise ValueError(f"mean must have shape (C, {basis.H}, {basis.W}), got {tuple(mu.shape)}")
         self.mean, self.basis, self.eigenvalues = mu, basis, lam
+        self._mean_rfft = None  # rfft2 of the mean, cached by ImageMixture for components on one Fourier grid
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -418,8 +420,6 @@ class GaussianImage:
         of period ``s``: :math:`S_{\rm low}(k) = \mathbf 1^\top M(k)\mathbf 1/s^4`."""
         H, W = self.basis.H, self.basis.W
         s = check_factor(s, H, W)
-        from diffmath.resolution import pool as _pool
-
         mean = _pool(self.mean, s)
         if self.is_stationary:
             f1, f2 = frequencies(H, W, dtype=self.dtype, device=self.device)
@@ -632,7 +632,7 @@ class ImageMixture:
             a, a_s, s_s = comp._levels(x, alpha, sigma, positive_sigma)  # broadcast over this basis's axes
             ev = comp._eigen_levels(a_s, s_s, positive_sigma)
             if shared:
-                if getattr(comp, "_mean_rfft", None) is None:
+                if comp._mean_rfft is None:
                     comp._mean_rfft = torch.fft.rfft2(comp.mean, norm="ortho")
                 ev = ev[..., :half]
                 c = cx - a_s.to(cx.dtype) * comp._mean_rfft if a_s.ndim else cx - a_s * comp._mean_rfft

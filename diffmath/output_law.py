@@ -9,6 +9,7 @@ factor ``s``: that ``s``), :math:`A` is block diagonal in the polyphase Fourier 
 :class:`~diffmath.images.PolyphaseBasis`, and :math:`s^2` impulse responses determine it
 (:func:`affine_output_law`). With :math:`x_T\sim\mathcal N(m, \Sigma_T)` the output is exactly
 :math:`\mathcal N(b, A\Sigma_TA^*)`: no Monte Carlo error in the chapters' sample-quality numbers.
+:func:`sampler_law` does this for a sampler of :mod:`diffmath.samplers` on a schedule's time grid.
 
 Distances (for laws of one shape, single channel or channel by channel):
 
@@ -57,6 +58,30 @@ def affine_output_law(run: Callable[[torch.Tensor], torch.Tensor], law_T: Gaussi
     M_out = A @ M @ A.conj().transpose(-1, -2)
     M_out = 0.5 * (M_out + M_out.conj().transpose(-1, -2))
     return GaussianImage.from_blocks(M_out, s, mean=b, allow_singular=True)
+
+
+def time_grid_sigmas(schedule, n: int) -> torch.Tensor:
+    """EDM noise levels of ``n`` times uniform in ``t`` from ``t_max`` to ``t_min``, then 0 (``n`` steps)."""
+    t = torch.linspace(schedule.t_max, schedule.t_min, n, dtype=torch.float64)
+    return torch.cat([schedule.edm_sigma(t), torch.zeros(1, dtype=torch.float64)])
+
+
+def sampler_law(law: GaussianImage, schedule, sampler: str, n: int, s: int = 1, model=None) -> GaussianImage:
+    r"""The exact law of ``sampler``'s output at ``n`` evaluations on the time grid of ``schedule``
+    (:func:`time_grid_sigmas`), started from the exact marginal at the first level.
+
+    ``model``: an :math:`\varepsilon`-model of ``schedule`` (default: ``law``'s exact one); the map
+    from the start to the output must be affine and commute with shifts by ``s``
+    (:func:`diffmath.output_law.affine_output_law`)."""
+    from diffmath import samplers
+    from diffmath.denoisers import eps_to_denoiser, exact_eps_model
+
+    if sampler in samplers.TWO_EVALUATION:
+        raise ValueError(f"use a one-evaluation sampler (n steps = n evaluations), got {sampler!r}")
+    sigmas = time_grid_sigmas(schedule, n)
+    D = eps_to_denoiser(model if model is not None else exact_eps_model(law, schedule), schedule)
+    run = lambda x: samplers.get_sampler(sampler)(D, x, sigmas)  # noqa: E731
+    return affine_output_law(run, law.diffuse(1.0, sigmas[0].item()), s)
 
 
 def _sqrtm_psd(M: torch.Tensor) -> torch.Tensor:

@@ -102,31 +102,6 @@ SHIFT_EXPERIMENT = {
 }
 
 
-def time_grid_sigmas(schedule, n: int) -> torch.Tensor:
-    """EDM noise levels of ``n`` times uniform in ``t`` from ``t_max`` to ``t_min``, then 0 (``n`` steps)."""
-    t = torch.linspace(schedule.t_max, schedule.t_min, n, dtype=torch.float64)
-    return torch.cat([schedule.edm_sigma(t), torch.zeros(1, dtype=torch.float64)])
-
-
-def sampler_law(law: GaussianImage, schedule, sampler: str, n: int, s: int = 1, model=None) -> GaussianImage:
-    r"""The exact law of ``sampler``'s output at ``n`` evaluations on the time grid of ``schedule``
-    (:func:`time_grid_sigmas`), started from the exact marginal at the first level.
-
-    ``model``: an :math:`\varepsilon`-model of ``schedule`` (default: ``law``'s exact one); the map
-    from the start to the output must be affine and commute with shifts by ``s``
-    (:func:`diffmath.output_law.affine_output_law`)."""
-    from diffmath import samplers
-    from diffmath.denoisers import eps_to_denoiser, exact_eps_model
-    from diffmath.output_law import affine_output_law
-
-    if sampler in samplers.TWO_EVALUATION:
-        raise ValueError(f"use a one-evaluation sampler (n steps = n evaluations), got {sampler!r}")
-    sigmas = time_grid_sigmas(schedule, n)
-    D = eps_to_denoiser(model if model is not None else exact_eps_model(law, schedule), schedule)
-    run = lambda x: samplers.get_sampler(sampler)(D, x, sigmas)  # noqa: E731
-    return affine_output_law(run, law.diffuse(1.0, sigmas[0].item()), s)
-
-
 def shift_experiment(config: Optional[dict] = None) -> dict:
     r"""Does the log-SNR shift keep sample quality constant across resolutions? (claim C22.8)
 
@@ -134,11 +109,11 @@ def shift_experiment(config: Optional[dict] = None) -> dict:
     :math:`R\times R` (:func:`~diffmath.images.power_law_spectrum` with ``reference=(base, base)``), and
     the schedule is simple diffusion's cosine tuned at ``base``, either as it is or shifted by
     :math:`s = R/\text{base}`. Each sampler runs the exact denoiser at each NFE; the output law is
-    exact (:func:`sampler_law`). Reported per setting: the per-pixel :math:`W_2` to the true law and
+    exact (:func:`diffmath.output_law.sampler_law`). Reported per setting: the per-pixel :math:`W_2` to the true law and
     the RMS log power-spectrum error, at the full resolution and after pooling to ``base``.
     Returns a JSON-able dict (``config`` and ``rows``).
     """
-    from diffmath.output_law import log_spectrum_error, w2_per_pixel
+    from diffmath.output_law import log_spectrum_error, sampler_law, w2_per_pixel
     from diffmath.schedules import LogSNRCosine, ShiftedSchedule
 
     cfg = dict(SHIFT_EXPERIMENT, **(config or {}))

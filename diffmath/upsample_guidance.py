@@ -67,8 +67,11 @@ def low_resolution_time(schedule: Schedule, t, s, *, clamp: bool = False) -> tup
     tau = schedule.t_of_edm_sigma(schedule.edm_sigma(t) / s)
     if clamp:
         tau = tau.clamp(schedule.t_min, schedule.t_max)
-    else:
-        schedule.times(tau)  # raises when tau falls outside the schedule's range
+    elif tau.numel() and (tau.min().item() < schedule.t_min or tau.max().item() > schedule.t_max):
+        raise ValueError(
+            f"no time tau of {schedule!r} has s^2 = {s * s:g} times the SNR at t = {t.min().item():.6g} "
+            "(the schedule's SNR is capped there); pass clamp=True to use the nearest end of its range"
+        )
     rho = family_normaliser(schedule.family, schedule.alpha(t), schedule.sigma(t) / s)[0]
     return tau, rho
 
@@ -318,7 +321,7 @@ def guidance_experiment(config: Optional[dict] = None) -> dict:
     model is the exact, convolutional :math:`arepsilon`-model of its pooled law
     (:func:`convolutional_eps_model`), on simple diffusion's cosine schedule. At equal NFE with the
     same sampler, from the exact marginal at the first level, it compares the exact laws
-    (:func:`diffmath.snr.sampler_law`) of the samples of
+    (:func:`diffmath.output_law.sampler_law`) of the samples of
 
     * ``exact``: the true high-resolution model (only the sampler's own error remains);
     * ``naive``: the low-resolution model applied to the large image (= guidance with :math:`w=-1`);
@@ -331,7 +334,7 @@ def guidance_experiment(config: Optional[dict] = None) -> dict:
     from diffmath.denoisers import exact_eps_model
     from diffmath.output_law import log_spectrum_error, w2_per_pixel
     from diffmath.schedules import LogSNRCosine
-    from diffmath.snr import sampler_law
+    from diffmath.output_law import sampler_law
 
     cfg = dict(GUIDANCE_EXPERIMENT, **(config or {}))
     train, n, sampler = int(cfg["train"]), int(cfg["nfe"]), cfg["sampler"]

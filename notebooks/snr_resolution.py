@@ -33,7 +33,7 @@ import torch
 from diffmath import resolution as res
 from diffmath import snr
 from diffmath.images import GaussianImage
-from diffmath.output_law import radial_profile, w2_per_pixel
+from diffmath.output_law import radial_profile, sampler_law, w2_per_pixel
 from diffmath.schedules import LogSNRCosine, ShiftedSchedule
 
 # %% [markdown]
@@ -84,7 +84,7 @@ for R, colour in zip(resolutions, ("k", "tab:blue", "tab:red")):
     ax.loglog(r[1:], p[1:], color=colour, lw=2, alpha=0.4)
     for shifted, style in ((False, "--"), (True, "-")):
         sch = ShiftedSchedule(LogSNRCosine(), R / base) if shifted else LogSNRCosine()
-        out = snr.sampler_law(law, sch, sampler, nfe)
+        out = sampler_law(law, sch, sampler, nfe)
         q = R // base
         rows.append((R, shifted, w2_per_pixel(out, law), w2_per_pixel(out.pool(q), law.pool(q))))
         r, p = radial_profile(out.power_spectrum())

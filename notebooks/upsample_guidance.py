@@ -36,7 +36,7 @@ from diffmath.denoisers import eps_to_denoiser, exact_eps_model
 from diffmath.images import GaussianImage
 from diffmath.output_law import w2_per_pixel
 from diffmath.schedules import LogSNRCosine
-from diffmath.snr import sampler_law, time_grid_sigmas
+from diffmath.output_law import sampler_law, time_grid_sigmas
 
 # %% [markdown]
 # ## Knobs

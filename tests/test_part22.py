@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from diffmath import resolution as res
-from diffmath import snr
+from diffmath import output_law, snr
 from diffmath import strategies as dst
 from diffmath.images import GaussianImage
 from diffmath.schedules import LogSNRCosine
@@ -96,8 +96,8 @@ def test_sampler_law_matches_monte_carlo():
 
     law = GaussianImage.power_law(8, 8, 2.0, mean=0.3)
     sch = ShiftedSchedule(LogSNRCosine(), 2.0)
-    out = snr.sampler_law(law, sch, "dpmpp_2m", 6)
-    sig = snr.time_grid_sigmas(sch, 6)
+    out = output_law.sampler_law(law, sch, "dpmpp_2m", 6)
+    sig = output_law.time_grid_sigmas(sch, 6)
     x = law.diffuse(1.0, sig[0].item()).sample(6000, generator=gen(11))
     y = samplers.sample_dpmpp_2m(eps_to_denoiser(exact_eps_model(law, sch), sch), x, sig)
     power = torch.fft.fft2(y - out.mean, norm="ortho").abs() ** 2  # (n, 1, 8, 8)
@@ -127,7 +127,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="p = 3"):
         snr.patchify(torch.zeros(3, 8, 8), 3)
     with pytest.raises(ValueError, match="one-evaluation"):
-        snr.sampler_law(GaussianImage.power_law(4, 4, 1.0), LogSNRCosine(), "heun", 3)
+        output_law.sampler_law(GaussianImage.power_law(4, 4, 1.0), LogSNRCosine(), "heun", 3)
 
 
 def test_chapter_sentences_about_the_shift_experiment():

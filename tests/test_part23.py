@@ -96,7 +96,7 @@ def test_guidance_cost_property(s, eta, n):
     """C23.8: pixels evaluated = n HW + (guided steps) hw."""
     from diffmath import samplers
     from diffmath.denoisers import eps_to_denoiser
-    from diffmath.snr import time_grid_sigmas
+    from diffmath.output_law import time_grid_sigmas
 
     sch = LogSNRCosine()
     g = ug.UpsampleGuidance(ug.convolutional_eps_model(GaussianImage.power_law(4, 4, 2.0), sch), sch, s, eta=eta)

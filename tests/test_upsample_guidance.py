@@ -99,7 +99,7 @@ def test_detail_term_error_matches_monte_carlo():
 def test_low_resolution_time_outside_a_capped_schedule():
     """LogSNRCosine caps the SNR: near its data end no tau exists; clamp=True takes the nearest end."""
     sch = LogSNRCosine()
-    with pytest.raises(ValueError, match="t must lie"):
+    with pytest.raises(ValueError, match="clamp=True"):
         ug.low_resolution_time(sch, 0.0, 2)
     tau, rho = ug.low_resolution_time(sch, 0.0, 2, clamp=True)
     assert tau.item() == 0.0 and abs(rho.item() ** 2 - (sch.alpha(0.0) ** 2 + sch.sigma(0.0) ** 2 / 4).item()) < 1e-15
@@ -123,7 +123,7 @@ def test_guided_sampler_law_matches_monte_carlo():
     outputs: the second moments in polyphase-Fourier blocks within 5 SE."""
     from diffmath import samplers
     from diffmath.denoisers import eps_to_denoiser
-    from diffmath.snr import sampler_law, time_grid_sigmas
+    from diffmath.output_law import sampler_law, time_grid_sigmas
 
     sch = LogSNRCosine()
     truth = GaussianImage.power_law(8, 8, 2.0, reference=(4, 4))

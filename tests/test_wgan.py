@@ -84,10 +84,14 @@ def test_chain_rule_fails_for_non_gradient_field():
 # --- C20.3 --------------------------------------------------------------------------------------------
 @given(d=st.integers(1, 3), seed=seeds)
 def test_ftc_exact_property(d, seed):
-    """C20.3: averaged over t ~ U[0, 1], the chain-rule term is exactly D(x1) - D(x0)."""
+    """C20.3: averaged over t ~ U[0, 1], the chain-rule term is exactly D(x1) - D(x0).
+
+    Four Gauss-Legendre panels of 64 nodes: segments are up to ~8 long and the tanh critic can turn
+    sharply along them, where one panel leaves a quadrature error up to 1e-4 (found by hypothesis,
+    d = 1, seed 49); with four the error is at rounding level, so the 1e-9 bound tests the identity."""
     x0, x1 = _pairs(d, 32, seed)
     D = wgan.critic_mlp(d, width=16, seed=seed)
-    inner = wgan.time_integrated(lambda a, b, t: (wgan.critic_gradient(D, wgan.interpolate(a, b, t), create_graph=False) * (b - a)).sum(-1), x0, x1)
+    inner = wgan.time_integrated(lambda a, b, t: (wgan.critic_gradient(D, wgan.interpolate(a, b, t), create_graph=False) * (b - a)).sum(-1), x0, x1, panels=4)
     diff = (D(x1) - D(x0)).detach()
     assert (inner - diff).abs().max() <= 1e-9 * (1 + diff.abs().max())
 

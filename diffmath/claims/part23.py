@@ -546,7 +546,7 @@ def _derive_c238() -> Derivation:
 
 
 def _check_c238(device) -> CheckResult:
-    from diffmath.snr import time_grid_sigmas
+    from diffmath.output_law import time_grid_sigmas
     from diffmath.denoisers import eps_to_denoiser
     from diffmath import samplers
     from diffmath.schedules import LogSNRCosine
