@@ -1,11 +1,13 @@
 r"""Error vs NFE of every sampler (diffmath.samplers, diffmath.amed) on exact Gaussian mixtures (issue 5).
 
-The measurement itself lives in :mod:`diffmath.sampler_table` (its docstring gives the protocol);
-this script runs it, prints the Markdown tables and the paper's orderings, and writes them for the
-book (``python -m diffmath.book build`` runs it and includes ``--markdown`` and ``--json``).
+The measurement lives in :mod:`diffmath.sampler_table` (its docstring gives the protocol) and is the
+``sampler-table`` experiment of :mod:`diffmath.experiments`: computed once per configuration, device
+and code version, and cached; the book, claim C21.12 and this script all read it from there. This
+script prints the Markdown tables and the paper's orderings, and writes them if asked.
 
     python benchmarks/bench_samplers.py [--dims 2 16 256] [--nfe 3 5 7 9 15 25] [--points 64]
-                                        [--train-points 64] [--json out.json] [--markdown out.md]
+                                        [--train-points 64] [--device cuda] [--refresh]
+                                        [--json out.json] [--markdown out.md]
 """
 
 from __future__ import annotations
@@ -13,24 +15,28 @@ from __future__ import annotations
 import argparse
 import json
 
+from diffmath import experiments
 from diffmath import sampler_table as T
 
 
 def main(argv=None) -> int:
+    d = T.DEFAULTS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dims", type=int, nargs="+", default=[2, 16, 256])
-    p.add_argument("--nfe", type=int, nargs="+", default=[3, 5, 7, 9, 15, 25])
-    p.add_argument("--points", type=int, default=64)
-    p.add_argument("--train-points", type=int, default=64)
-    p.add_argument("--amed-max-nfe", type=int, default=9)
-    p.add_argument("--ref-tol", type=float, default=1e-8)
+    p.add_argument("--dims", type=int, nargs="+", default=d["dims"])
+    p.add_argument("--nfe", type=int, nargs="+", default=d["nfes"])
+    p.add_argument("--points", type=int, default=d["points"])
+    p.add_argument("--train-points", type=int, default=d["train_points"])
+    p.add_argument("--amed-max-nfe", type=int, default=d["amed_max_nfe"])
+    p.add_argument("--ref-tol", type=float, default=d["ref_tol"])
     p.add_argument("--device", default=None, help="cpu (default) or cuda")
+    p.add_argument("--refresh", action="store_true", help="recompute even if the cache holds this configuration")
     p.add_argument("--json")
     p.add_argument("--markdown")
     args = p.parse_args(argv)
-    results = T.run(args.dims, args.nfe, args.points, args.train_points, args.amed_max_nfe, args.ref_tol, args.device)
-    results["orderings"] = T.orderings(results)
-    text = T.markdown(results) + "\n**The article's orderings, as measured in this run**\n\n" + T.summary(results) + "\n"
+    config = {"dims": args.dims, "nfes": args.nfe, "points": args.points, "train_points": args.train_points,
+              "amed_max_nfe": args.amed_max_nfe, "ref_tol": args.ref_tol}
+    results = experiments.result("sampler-table", config, args.device, refresh=args.refresh)
+    text = experiments.get("sampler-table").markdown(results)
     print(text)
     for o in results["orderings"]:
         print(o)

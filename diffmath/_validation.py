@@ -20,6 +20,19 @@ def is_float32(value) -> bool:
     return dtype is not None and dtype in _FLOAT32
 
 
+def common_dtype_device(*values, names: Optional[str] = None) -> tuple[torch.dtype, torch.device]:
+    """The dtype and device a computation on ``values`` uses (the library's one rule): float32 when every
+    given value is float32, float64 otherwise; the device of the tensors among them (cpu when there is
+    none). ``None`` values are skipped. Tensors on different devices are an error (``names`` says which
+    arguments, for the message)."""
+    given = [v for v in values if v is not None]
+    dtype = torch.float32 if given and all(is_float32(v) for v in given) else torch.float64
+    devices = {v.device for v in given if isinstance(v, torch.Tensor)}
+    if len(devices) > 1:
+        raise ValueError(f"{names or 'the inputs'} are on different devices: {sorted(map(str, devices))}")
+    return dtype, (devices.pop() if devices else torch.device("cpu"))
+
+
 def as_tensor(
     value,
     name: str,
@@ -72,3 +85,39 @@ def points(x, name: str, *, d: int, dtype: torch.dtype, device: torch.device) ->
     if t.ndim == 0 or t.shape[-1] != d:
         raise ValueError(f"{name} must have shape (..., {d}), got {tuple(t.shape)}")
     return t
+
+
+def symmetric_tolerance(dtype: torch.dtype) -> float:
+    """Relative asymmetry accepted for a "symmetric" matrix: 1e-10 in float64, 1e-5 in float32."""
+    return 1e-5 if dtype == torch.float32 else 1e-10
+
+
+def spd_eigh(S: torch.Tensor, name: str, *, allow_singular: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The one check of a covariance-like matrix, used by every module: ``S`` of shape ``(..., d, d)`` must be
+    symmetric (:math:`\max|S-S^\top|\le\epsilon\max|S|`, :func:`symmetric_tolerance`) and positive definite
+    (smallest eigenvalue :math:`> d\,\epsilon_{\rm mach}\,|\lambda_{\max}|`) or, with ``allow_singular``,
+    positive semidefinite (smallest eigenvalue :math:`\ge -d\,\epsilon_{\rm mach}|\lambda_{\max}|`).
+
+    Returns ``eigh`` of the symmetric part (eigenvalues ascending). A batch names the offending index,
+    ``name[k]``; the messages are "is not symmetric" and "is not positive (semi)definite"."""
+    if S.ndim < 2 or S.shape[-1] != S.shape[-2]:
+        raise ValueError(f"{name} must be a square matrix (or a batch of them), got shape {tuple(S.shape)}")
+    batch = S.shape[:-2]
+    flat = S.reshape(-1, *S.shape[-2:])
+    label = (lambda k: f"{name}[{k}]") if batch else (lambda k: name)
+    scale = flat.abs().amax(dim=(-2, -1)).clamp_min(torch.finfo(S.dtype).tiny)
+    asym = (flat - flat.transpose(-1, -2)).abs().amax(dim=(-2, -1)) / scale
+    bad = (asym > symmetric_tolerance(S.dtype)).nonzero()
+    if len(bad):
+        k = bad[0].item()
+        raise ValueError(f"{label(k)} is not symmetric (max |C - C^T| / max |C| = {asym[k].item():.3g})")
+    evals, evecs = torch.linalg.eigh(0.5 * (flat + flat.transpose(-1, -2)))
+    floor = S.shape[-1] * torch.finfo(S.dtype).eps * evals[:, -1].abs()
+    bad = ((evals[:, 0] < -floor) if allow_singular else (evals[:, 0] <= floor)).nonzero()
+    if len(bad):
+        k = bad[0].item()
+        kind = "positive semidefinite" if allow_singular else "positive definite"
+        raise ValueError(
+            f"{label(k)} is not {kind}: smallest eigenvalue {evals[k, 0].item():.6g} (largest {evals[k, -1].item():.6g})"
+        )
+    return evals.reshape(*batch, -1), evecs.reshape(*batch, *S.shape[-2:])

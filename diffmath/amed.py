@@ -54,7 +54,7 @@ from typing import Callable, Optional
 
 import torch
 
-from diffmath.samplers import _AB_FIXED, Denoiser, _afs_d, _check, _Eval
+from diffmath.samplers import ADAMS_BASHFORTH, Callback, Denoiser, DenoiserCall, SamplerSpec, afs_direction, check_grid, register_sampler, to_d
 
 __all__ = [
     "AMEDPredictor",
@@ -190,23 +190,23 @@ def _predict(predictor: Predictor, x, d, s, s_next):
 
 
 def _denoise(denoiser: Denoiser, x: torch.Tensor, sigma) -> torch.Tensor:
-    return _Eval(denoiser, x)(x, sigma)
+    return DenoiserCall(denoiser, x)(x, sigma)
 
 
 def _direction(denoiser, x, s: float, use_afs: bool) -> torch.Tensor:
-    return _afs_d(x, s) if use_afs else (x - _denoise(denoiser, x, s)) / s
+    return afs_direction(x, s) if use_afs else to_d(x, s, _denoise(denoiser, x, s))
 
 
 def _solver_step(denoiser, predictor, x, d, s: float, s_next: float) -> torch.Tensor:
     r, c, a = _predict(predictor, x, d, s, s_next)
     s_mid = geometric_level(s, s_next, r)
     x_mid = x + _column(s_mid - s, x) * d
-    d_mid = (x_mid - _denoise(denoiser, x_mid, a * s_mid)) / _column(s_mid, x)
+    d_mid = to_d(x_mid, s_mid, _denoise(denoiser, x_mid, a * s_mid))
     return x + _column(c * (s_next - s), x) * d_mid
 
 
 def _ab(history: list[torch.Tensor]) -> torch.Tensor:
-    return sum(cj * dj for cj, dj in zip(_AB_FIXED[len(history)], history))
+    return sum(cj * dj for cj, dj in zip(ADAMS_BASHFORTH[len(history)], history))
 
 
 def _plugin_step(denoiser, predictor, x, d, history, s: float, s_next: float, max_order: int) -> torch.Tensor:
@@ -216,10 +216,23 @@ def _plugin_step(denoiser, predictor, x, d, history, s: float, s_next: float, ma
     history.insert(0, d)
     del history[max_order:]
     x_mid = x + _column(s_mid - s, x) * _ab(history)
-    d_mid = (x_mid - _denoise(denoiser, x_mid, a * s_mid)) / _column(s_mid, x)
+    d_mid = to_d(x_mid, s_mid, _denoise(denoiser, x_mid, a * s_mid))
     history.insert(0, d_mid)
     del history[max_order:]
     return x_mid + _column(c * (s_next - s_mid), x) * _ab(history)
+
+
+def _with_extra_args(denoiser: Denoiser, extra_args: Optional[dict]) -> Denoiser:
+    if extra_args is None:
+        return denoiser
+    if not isinstance(extra_args, dict):
+        raise ValueError(f"extra_args must be a dict of keyword arguments, got {type(extra_args).__name__}")
+    return lambda x, sigma: denoiser(x, sigma, **extra_args)
+
+
+def _report(callback: Callback, x, i: int, sigma: float, d) -> None:
+    if callback is not None:
+        callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": x - sigma * d})
 
 
 def _require_predictor(predictor):
@@ -229,22 +242,28 @@ def _require_predictor(predictor):
 
 
 @torch.no_grad()
-def sample_amed(denoiser: Denoiser, x, sigmas, *, predictor: Predictor, afs: bool = False, require_zero: bool = True) -> torch.Tensor:
+def sample_amed(
+    denoiser: Denoiser, x, sigmas, *, predictor: Predictor, extra_args: Optional[dict] = None, callback: Callback = None,
+    afs: bool = False, require_zero: bool = True,
+) -> torch.Tensor:
     r"""AMED-Solver (article 21, eq. 13; Zhou et al. 2024, Alg. 1): the module's first formula at every
     step with :math:`\sigma_{i+1}>0`, with :math:`(r,c,a)` from ``predictor``; the step to 0 is Euler.
     ``afs=True``: the first direction is the analytic first step. NFE: :math:`2n-1-[\text{afs}]` for
     :math:`n` steps ending at 0 (:math:`2n-[\text{afs}]` with ``require_zero=False``)."""
     _require_predictor(predictor)
-    x, s = _check(x, sigmas, require_zero)
+    denoiser = _with_extra_args(denoiser, extra_args)
+    x, s = check_grid(x, sigmas, require_zero)
     for i in range(len(s) - 1):
         d = _direction(denoiser, x, s[i], afs and i == 0)
+        _report(callback, x, i, s[i], d)
         x = x + (s[i + 1] - s[i]) * d if s[i + 1] == 0 else _solver_step(denoiser, predictor, x, d, s[i], s[i + 1])
     return x
 
 
 @torch.no_grad()
 def sample_amed_plugin(
-    denoiser: Denoiser, x, sigmas, *, predictor: Predictor, max_order: int = 4, afs: bool = False, require_zero: bool = True
+    denoiser: Denoiser, x, sigmas, *, predictor: Predictor, extra_args: Optional[dict] = None, callback: Callback = None,
+    max_order: int = 4, afs: bool = False, require_zero: bool = True,
 ) -> torch.Tensor:
     r"""AMED-Plugin on iPNDM (Zhou et al. 2024, §4; diff-sampler's ``ipndm_sampler`` with a predictor):
     iPNDM's fixed Adams–Bashforth weights (order :math:`\le` ``max_order``) on the refined grid
@@ -253,10 +272,12 @@ def sample_amed_plugin(
     _require_predictor(predictor)
     if max_order not in (1, 2, 3, 4):
         raise ValueError(f"max_order must be 1, 2, 3 or 4, got {max_order}")
-    x, s = _check(x, sigmas, require_zero)
+    denoiser = _with_extra_args(denoiser, extra_args)
+    x, s = check_grid(x, sigmas, require_zero)
     history: list[torch.Tensor] = []
     for i in range(len(s) - 1):
         d = _direction(denoiser, x, s[i], afs and i == 0)
+        _report(callback, x, i, s[i], d)
         if s[i + 1] == 0:
             x = x + (s[i + 1] - s[i]) * d
         else:
@@ -273,7 +294,7 @@ def teacher_trajectory(denoiser: Denoiser, x, sigmas, *, rtol: float = 1e-8, ato
     """
     from diffmath.flows import solve_pf_ode
 
-    x, s = _check(x, sigmas, require_zero=False)
+    x, s = check_grid(x, sigmas, require_zero=False)
     levels = [v for v in s if v > 0]
     exact = lambda y, alpha, sig: denoiser(y, torch.as_tensor(sig, dtype=y.dtype, device=y.device).expand(y.shape[0]))
     states = [x]
@@ -320,7 +341,7 @@ def distill(
         raise ValueError("the plugin is multistep: its history comes from its own rollout (rollout=True)")
     if int(iterations) != iterations or iterations < 1:
         raise ValueError(f"iterations must be an integer >= 1, got {iterations}")
-    _, s = _check(teacher[0], sigmas, require_zero=False)
+    _, s = check_grid(teacher[0], sigmas, require_zero=False)
     levels = [v for v in s if v > 0]
     if teacher.shape[0] != len(levels):
         raise ValueError(f"teacher must hold one state per positive level ({len(levels)}), got {teacher.shape[0]}")
@@ -357,3 +378,7 @@ def distill(
 def parameter_count(predictor: torch.nn.Module) -> int:
     """Number of trainable parameters (AMED's :math:`g_\\phi` is tiny next to the denoiser)."""
     return sum(p.numel() for p in predictor.parameters() if p.requires_grad)
+
+
+register_sampler(SamplerSpec("amed", sample_amed, 2, None, "AMED-Solver"))
+register_sampler(SamplerSpec("amed_plugin", sample_amed_plugin, 2, None, "AMED-Plugin (iPNDM)"))

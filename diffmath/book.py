@@ -11,17 +11,20 @@ excluded from Sphinx's own document discovery) and the chapters pull them in wit
   block with the sympy-checked derivation; the numeric check's measurements;
 * ``_generated/ledger.md`` — every claim, its status, a link to its section and its tests;
 * ``_generated/errata.md`` — every claim the suite found false as stated, with its counterexample;
-* ``_generated/samplers.md`` and ``samplers.json`` — the error-vs-NFE table of chapter 21, the output
-  of ``benchmarks/bench_samplers.py`` (run by ``build``; ``generate`` alone writes a notice instead
-  when the table has not been produced).
+* ``_generated/experiments/<name>.json`` (and ``.md`` when the experiment renders itself) — every
+  registered experiment of :mod:`diffmath.experiments` (the sampler table of chapter 21, the
+  resolution experiments of chapters 22-23, ...), read from the experiment cache or computed once.
 
 Command line::
 
     python -m diffmath.book generate [--book-dir book] [--ledger book/_generated/ledger.json]
     python -m diffmath.book build    [--book-dir book] [--ledger ...] [--no-verify] [--no-strict]
 
-``build`` is what ``scripts/book.sh`` runs (and what the browser test runs): ``diffmath verify``,
-then the sampler benchmark, then ``generate``, then ``jupyter-book build`` failing on any Sphinx warning.
+``build`` is what ``scripts/book.sh`` runs: ``diffmath verify -j N`` (outcomes of unchanged code come
+from the ledger cache), then ``generate`` (experiments from their cache), then ``jupyter-book build``
+failing on any Sphinx warning — skipped when nothing that goes into the book has changed since the
+last build into the same folder (a stamp of the library's code version, the book's sources, the
+ledger's outcomes and the experiments' results).
 """
 
 from __future__ import annotations
@@ -345,11 +348,29 @@ def _write(path: Path, text: str) -> bool:
     return True
 
 
-def generate(book_dir=None, ledger_path=None, claims: Optional[Sequence] = None) -> list[Path]:
-    """Write ``book_dir/_generated/{claims/<id>.md, ledger.md, errata.md}``; return their paths.
+def write_experiments(book_dir) -> list[Path]:
+    """``_generated/experiments/<name>.json`` and ``.md`` for every registered experiment (cached or computed)."""
+    from diffmath import experiments
+
+    out = Path(book_dir) / "_generated" / "experiments"
+    written = []
+    for exp in experiments.all_experiments():
+        res = experiments.result(exp.name)
+        path = out / f"{exp.name}.json"
+        _write(path, json.dumps(res, indent=1, sort_keys=True) + "\n")
+        written.append(path)
+        if exp.markdown is not None:
+            _write(out / f"{exp.name}.md", exp.markdown(res))
+            written.append(out / f"{exp.name}.md")
+    return written
+
+
+def generate(book_dir=None, ledger_path=None, claims: Optional[Sequence] = None, experiments: bool = True) -> list[Path]:
+    """Write ``book_dir/_generated/{claims/<id>.md, ledger.md, errata.md, experiments/...}``; return their paths.
 
     ``ledger_path`` is a JSON ledger of ``diffmath verify --json``; when it is ``None`` or missing,
-    every claim is shown as *not run*. ``claims`` defaults to every registered claim.
+    every claim is shown as *not run*. ``claims`` defaults to every registered claim. ``experiments``
+    writes every registered experiment's result (computing those not yet cached).
     """
     book_dir = Path(book_dir) if book_dir is not None else _default_book_dir()
     if claims is None:
@@ -374,13 +395,11 @@ def generate(book_dir=None, ledger_path=None, claims: Optional[Sequence] = None)
     for stale in claim_dir.glob("*.md"):
         if stale.name not in wanted:
             stale.unlink()
-    table = gen / SAMPLER_TABLE
-    if not table.is_file():
-        _write(table, "```{warning}\nThe sampler table has not been generated: `python -m diffmath.book build` runs "
-               "`benchmarks/bench_samplers.py` and includes its output here.\n```\n")
     _write(gen / "ledger.md", ledger_page(claims, outcomes, ledger, keys))
     _write(gen / "errata.md", errata_page(claims, outcomes, keys))
     written += [gen / "ledger.md", gen / "errata.md"]
+    if experiments:
+        written += write_experiments(book_dir)
     return written
 
 
@@ -394,37 +413,44 @@ def _jupyter_book() -> list[str]:
     return [str(exe)] if exe.exists() else [shutil.which("jupyter-book") or "jupyter-book"]
 
 
-def run_verify(ledger_path, select: Iterable[str] = ()) -> int:
-    """``python -m diffmath verify --json LEDGER [SELECT...]``; its exit status."""
+def run_verify(ledger_path, select: Iterable[str] = (), jobs: Optional[int] = None) -> int:
+    """``python -m diffmath verify --json LEDGER -j N [SELECT...]``; its exit status.
+
+    ``jobs`` defaults to ``$DIFFMATH_VERIFY_JOBS``, else the number of CPUs (at most 4)."""
     ledger_path = Path(ledger_path)
     ledger_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "diffmath", "verify", "--json", str(ledger_path), *select]
+    if jobs is None:
+        jobs = int(os.environ.get("DIFFMATH_VERIFY_JOBS") or min(4, os.cpu_count() or 1))
+    cmd = [sys.executable, "-m", "diffmath", "verify", "--json", str(ledger_path), "-j", str(jobs), *select]
     print("$", " ".join(cmd), flush=True)
     return subprocess.call(cmd)
 
 
-SAMPLER_TABLE = "samplers.md"
+STAMP = ".diffmath-build-stamp"
 
 
-def start_benchmark(book_dir) -> subprocess.Popen:
-    """Start ``benchmarks/bench_samplers.py --json BOOK/_generated/samplers.json --markdown .../samplers.md``
-    in the background (it runs beside ``diffmath verify``); ``.wait()`` gives its exit status."""
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_samplers.py"
-    if not script.is_file():
-        raise FileNotFoundError(f"the sampler benchmark is missing: {script}")
-    gen = Path(book_dir) / "_generated"
-    gen.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, str(script), "--json", str(gen / "samplers.json"), "--markdown", str(gen / SAMPLER_TABLE)]
-    print("$", " ".join(cmd), "&", flush=True)
-    # One thread: it shares the cores with diffmath verify, and oversubscribed OpenMP threads on a
-    # small machine slow both down several-fold.
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env)
+def build_stamp(book_dir, ledger_path) -> str:
+    """A fingerprint of everything that goes into the HTML: the library's code version, the book's own
+    sources (not ``_build``, ``_generated``), the ledger's outcomes (not their timings or dates) and the
+    experiments' results. Equal stamps: the previous build is current."""
+    import hashlib
 
+    from diffmath import experiments
+    from diffmath.cache import code_version
 
-def run_benchmark(book_dir) -> int:
-    """:func:`start_benchmark` and wait; its exit status."""
-    return start_benchmark(book_dir).wait()
+    book_dir = Path(book_dir)
+    h = hashlib.sha256(code_version().encode())
+    for path in sorted(book_dir.rglob("*")):
+        rel = path.relative_to(book_dir)
+        if path.is_file() and rel.parts[0] not in ("_build", "_generated"):
+            h.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    ledger = _load_ledger(ledger_path)
+    keep = ("id", "status", "passed", "derivation", "check", "error")
+    h.update(json.dumps([{k: o.get(k) for k in keep} for o in ledger["claims"]], sort_keys=True).encode())
+    h.update(json.dumps(ledger.get("device")).encode())
+    for exp in experiments.all_experiments():
+        h.update(json.dumps(experiments.result(exp.name), sort_keys=True).encode())
+    return h.hexdigest()
 
 
 def run_jupyter_book(book_dir, strict: bool = True, output_dir=None) -> int:
@@ -449,31 +475,36 @@ def build(
     strict: bool = True,
     output_dir=None,
     select: Iterable[str] = (),
+    force: bool = False,
 ) -> int:
-    """Run ``diffmath verify``, the sampler benchmark, :func:`generate` and ``jupyter-book build``; return an exit status.
+    """Run ``diffmath verify``, :func:`generate` (with the experiments) and ``jupyter-book build``; return an
+    exit status.
 
     The book is built even when a check fails (the ledger then shows it as failed); the returned
-    status is non-zero when verification or the build failed. ``strict`` turns every Sphinx
-    warning into an error (``-W -n --keep-going``).
+    status is non-zero when verification or the build failed. ``strict`` turns every Sphinx warning
+    into an error (``-W -n --keep-going``). Unless ``force``, the jupyter-book step is skipped when
+    :func:`build_stamp` equals the stamp of the last successful build into the same folder.
     """
     book_dir = Path(book_dir) if book_dir is not None else _default_book_dir()
     ledger_path = Path(ledger_path) if ledger_path else book_dir / "_generated" / "ledger.json"
     status = 0
-    bench = start_benchmark(book_dir)
     if verify:
         rc = run_verify(ledger_path, select)
         if rc != 0:
             print(f"diffmath verify exited {rc}: the book is built anyway, showing the failures.", flush=True)
             status = rc
-    rc = bench.wait()
-    if rc != 0:
-        print(f"the sampler benchmark exited {rc}", flush=True)
-        return rc
     generate(book_dir, ledger_path)
+    html = html_dir(book_dir, output_dir)
+    stamp = build_stamp(book_dir, ledger_path)
+    stamp_file = html / STAMP
+    if not force and (html / "index.html").is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
+        print(f"the book is up to date ({html}): nothing that goes into it has changed since its last build", flush=True)
+        return status
     rc = run_jupyter_book(book_dir, strict=strict, output_dir=output_dir)
     if rc != 0:
         print(f"jupyter-book build exited {rc}", flush=True)
         return rc
+    stamp_file.write_text(stamp)
     return status
 
 
@@ -491,16 +522,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for q in (g, b):
         q.add_argument("--book-dir", default=None, help="the book's folder (default: the repository's book/)")
         q.add_argument("--ledger", default=None, help="the JSON ledger (default: BOOK/_generated/ledger.json)")
+    g.add_argument("--no-experiments", action="store_true", help="do not write (or compute) the experiments' results")
     b.add_argument("--no-verify", action="store_true", help="use the existing ledger, do not run the checks")
     b.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
     b.add_argument("--path-output", default=None, help="build into this folder instead of BOOK/_build")
+    b.add_argument("--force", action="store_true", help="run jupyter-book even when the book is up to date")
     b.add_argument("select", nargs="*", help="claim ids, parts or chapters to verify (default: all)")
     args = p.parse_args(argv)
 
     book_dir = Path(args.book_dir) if args.book_dir else _default_book_dir()
     ledger = Path(args.ledger) if args.ledger else book_dir / "_generated" / "ledger.json"
     if args.command == "generate":
-        paths = generate(book_dir, ledger)
+        paths = generate(book_dir, ledger, experiments=not args.no_experiments)
         note = "" if ledger.is_file() else f" (no ledger at {ledger}: every claim shown as not run)"
         print(f"wrote {len(paths)} files under {book_dir / '_generated'}{note}")
         return 0
@@ -511,6 +544,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         strict=not args.no_strict,
         output_dir=args.path_output,
         select=args.select,
+        force=args.force,
     )
     index = html_dir(book_dir, args.path_output) / "index.html"
     if index.is_file():

@@ -1,9 +1,16 @@
-"""The command line: ``diffmath verify`` (the claim ledger), ``diffmath list``, ``diffmath book``.
+"""The command line: ``diffmath verify`` (the claim ledger), ``diffmath list``, ``diffmath experiments``,
+``diffmath book``.
 
-``diffmath verify [SELECTOR ...] [--json PATH] [--device DEV]`` runs each selected claim's sympy
-derivation and numeric check on the best device (cuda when available), prints a line per claim as
-it goes and a table at the end, writes the JSON ledger, and exits non-zero if any check fails.
-Selectors are claim ids (``C0.3``), parts (``C0``) or chapter names (``toy-lab``).
+``diffmath verify [SELECTOR ...] [--json PATH] [--device DEV] [-j N] [--no-cache]`` runs each selected
+claim's sympy derivation and numeric check on the best device (cuda when available), prints a line
+per claim as it goes and a table at the end, writes the JSON ledger, and exits non-zero if any check
+fails. Selectors are claim ids (``C0.3``), parts (``C0``) or chapter names (``toy-lab``). ``-j N``
+verifies in N processes (same ledger, same order); outcomes of unchanged code come from the ledger
+cache (:mod:`diffmath.cache`) unless ``--no-cache``.
+
+``diffmath experiments list | run [NAME ...] [--device DEV] [--refresh] [--json PATH] | clear [NAME ...]``
+lists, computes (or reads from the cache) and removes the registered experiments
+(:mod:`diffmath.experiments`).
 """
 
 from __future__ import annotations
@@ -11,7 +18,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import torch
@@ -23,6 +33,12 @@ def _claims():
     import diffmath.claims as claims  # registers every claim
 
     return claims
+
+
+def _code_version() -> str:
+    from diffmath.cache import code_version
+
+    return code_version()
 
 
 def _fmt(v: float) -> str:
@@ -53,13 +69,14 @@ def cmd_verify(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     device = torch.device(args.device) if args.device else best_device()
-    print(f"verifying {len(chosen)} claims on {device}", flush=True)
-    outcomes = []
-    for i, claim in enumerate(chosen, 1):
-        print(f"[{i}/{len(chosen)}] {claim.id} {claim.title} ...", end=" ", flush=True)
-        outcome = claims.verify_claim(claim, device)
-        outcomes.append(outcome)
-        print(f"{outcome.status} ({outcome.seconds:.1f} s)", flush=True)
+    jobs = max(1, int(args.jobs or 1))
+    use_cache = not args.no_cache
+    t_start = time.perf_counter()
+    print(f"verifying {len(chosen)} claims on {device}" + (f" in {jobs} processes" if jobs > 1 else ""), flush=True)
+
+    def report(i, claim, outcome):
+        note = "cached" if outcome.cached else f"{outcome.seconds:.1f} s"
+        print(f"[{i}/{len(chosen)}] {claim.id} {claim.title} ... {outcome.status} ({note})", flush=True)
         if not outcome.passed:
             if outcome.error:
                 print(f"    error: {outcome.error}")
@@ -69,6 +86,17 @@ def cmd_verify(args) -> int:
                 for m in outcome.check.measurements:
                     if not m.passed:
                         print(f"    {m.quantity}: {_fmt(m.value)} (needs {m.relation} {_fmt(m.bound)})")
+
+    if jobs == 1:
+        outcomes = []
+        for i, claim in enumerate(chosen, 1):
+            outcome = claims.verify_claim(claim, device, use_cache=use_cache)
+            outcomes.append(outcome)
+            report(i, claim, outcome)
+    else:
+        outcomes = _verify_parallel(claims, chosen, str(device), jobs, use_cache, report)
+    print(f"\n{len(chosen)} claims in {time.perf_counter() - t_start:.1f} s wall "
+          f"({sum(o.cached for o in outcomes)} from the ledger cache)")
     print()
     print(f"{'claim':<7} {'kind':<10} {'status':<9} {'sympy':<6} {'worst measurement (value / bound)'}")
     for o in outcomes:
@@ -90,11 +118,70 @@ def cmd_verify(args) -> int:
             "device": str(device),
             "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "torch": torch.__version__,
+            "code": _code_version(),
             "claims": [o.as_dict() for o in outcomes],
         }
         path.write_text(json.dumps(ledger, indent=2))
         print(f"ledger written to {path}")
     return 1 if failed else 0
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _verify_one(claim_id: str, device: str, use_cache: bool) -> dict:
+    claims = _claims()
+    return claims.verify_claim(claims.get(claim_id), torch.device(device), use_cache=use_cache).as_dict()
+
+
+def _verify_parallel(claims, chosen, device: str, jobs: int, use_cache: bool, report) -> list:
+    """Verify ``chosen`` in ``jobs`` processes (spawned: each imports the registry); the outcomes come back in
+    the claims' order, whatever order they finish in. Each process gets an equal share of the CPU threads."""
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    ctx = multiprocessing.get_context("spawn")
+    results: dict[str, object] = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+        futures = {pool.submit(_verify_one, c.id, device, use_cache): c for c in chosen}
+        done = 0
+        for fut in as_completed(futures):
+            claim = futures[fut]
+            done += 1
+            try:
+                outcome = claims.Outcome.from_dict(claim, fut.result())
+            except Exception as exc:  # a crashed worker is a failed claim, not a crashed ledger
+                outcome = claims.Outcome(claim=claim, derivation_ok=None, error=f"{type(exc).__name__}: {exc}")
+            results[claim.id] = outcome
+            report(done, claim, outcome)
+    return [results[c.id] for c in chosen]
+
+
+def cmd_experiments(args) -> int:
+    from diffmath import experiments as E
+
+    if args.action == "list":
+        for exp in E.all_experiments():
+            state = "cached" if E.is_cached(exp.name, device=args.device) else "not computed"
+            print(f"{exp.name:<20} v{exp.version}  [{state}]  {exp.description}")
+        return 0
+    if args.action == "clear":
+        print(f"removed {E.clear(args.names)} cache files")
+        return 0
+    names = args.names or [e.name for e in E.all_experiments()]
+    out = {}
+    for name in names:
+        t0 = time.perf_counter()
+        was = E.is_cached(name, device=args.device)
+        out[name] = E.result(name, device=args.device, refresh=args.refresh)
+        state = "read from the cache" if was and not args.refresh else "computed"
+        print(f"{name}: {state} in {time.perf_counter() - t0:.1f} s", flush=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out if len(out) > 1 else out[names[0]], indent=2))
+        print(f"written to {args.json}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,7 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("selectors", nargs="*", help="claim ids (C0.3), parts (C0) or chapters (toy-lab)")
     v.add_argument("--json", metavar="PATH", help="write the JSON ledger here")
     v.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    v.add_argument("-j", "--jobs", type=int, default=1, help="verify in this many processes (default 1)")
+    v.add_argument("--no-cache", action="store_true", help="recompute every claim instead of reading the ledger cache")
     v.set_defaults(func=cmd_verify)
+    ex = sub.add_parser("experiments", help="list, run or clear the cached experiments")
+    ex.add_argument("action", choices=("list", "run", "clear"))
+    ex.add_argument("names", nargs="*", help="experiment names (default: all)")
+    ex.add_argument("--device", default=None, help="cpu (default) or cuda")
+    ex.add_argument("--refresh", action="store_true", help="recompute even when cached")
+    ex.add_argument("--json", metavar="PATH", help="write the result(s) here")
+    ex.set_defaults(func=cmd_experiments)
     ls = sub.add_parser("list", help="list the registered claims")
     ls.add_argument("selectors", nargs="*")
     ls.set_defaults(func=cmd_list)

@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from diffmath._validation import as_tensor
+from diffmath._validation import as_tensor, spd_eigh
 from diffmath.schedules import Schedule
 
 Denoiser = Callable[[torch.Tensor, object, object], torch.Tensor]
@@ -68,11 +68,7 @@ def gaussian_flow(mean, cov, x_from, alpha_from, sigma_from, alpha_to, sigma_to)
     C = as_tensor(cov, "cov", dtype=mu.dtype, device=mu.device)
     if tuple(C.shape) != (d, d):
         raise ValueError(f"cov must have shape ({d}, {d}), got {tuple(C.shape)}")
-    if not torch.allclose(C, C.T, rtol=1e-10, atol=0):
-        raise ValueError("cov must be symmetric")
-    lam, U = torch.linalg.eigh(C)
-    if lam[0] <= 0:
-        raise ValueError(f"cov must be positive definite (smallest eigenvalue {lam[0].item():.6g})")
+    lam, U = spd_eigh(C, "cov")
     x = as_tensor(x_from, "x_from", dtype=mu.dtype, device=mu.device)
     if x.shape[-1] != d:
         raise ValueError(f"x_from must have shape (..., {d}), got {tuple(x.shape)}")

@@ -32,7 +32,7 @@ from typing import Optional
 
 import torch
 
-from diffmath._validation import as_tensor, is_float32, noise_level, points
+from diffmath._validation import as_tensor, common_dtype_device, noise_level, points, spd_eigh
 
 _CHUNK_ELEMENTS = 1 << 20  # elements of one (chunk, K, d) intermediate: small enough to stay in cache
 
@@ -54,13 +54,6 @@ def _log_normalise(logc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return e / total, (top + torch.log(total)).squeeze(1)
 
 
-def _common_device(*values) -> torch.device:
-    devices = {v.device for v in values if isinstance(v, torch.Tensor)}
-    if len(devices) > 1:
-        raise ValueError(f"weights, means and covs are on different devices: {sorted(map(str, devices))}")
-    return devices.pop() if devices else torch.device("cpu")
-
-
 class GaussianMixture:
     """A mixture of Gaussians with full, diagonal or isotropic covariances.
 
@@ -77,9 +70,7 @@ class GaussianMixture:
     """
 
     def __init__(self, weights, means, covs):
-        single = all(is_float32(v) for v in (weights, means, covs))
-        dtype = torch.float32 if single else torch.float64
-        device = _common_device(weights, means, covs)
+        dtype, device = common_dtype_device(weights, means, covs, names="weights, means and covs")
         w = as_tensor(weights, "weights", dtype=dtype, device=device)
         mu = as_tensor(means, "means", dtype=dtype, device=device)
         c = as_tensor(covs, "covs", dtype=dtype, device=device)
@@ -113,7 +104,7 @@ class GaussianMixture:
         elif c.ndim == 3:
             if tuple(c.shape) != (K, d, d):
                 raise ValueError(f"full covs must have shape (K, d, d) = ({K}, {d}, {d}), got {tuple(c.shape)}")
-            evals, evecs = self._eig_spd(c)
+            evals, evecs = spd_eigh(c, "covs")
             kind = "full"
         else:
             raise ValueError(f"covs must have shape (K,), (K, d) or (K, d, d), got {tuple(c.shape)}")
@@ -126,28 +117,6 @@ class GaussianMixture:
         if len(bad):
             idx = tuple(bad[0].tolist())
             raise ValueError(f"{name} must be > 0: entry {idx} = {c[idx].item():.6g}")
-
-    @staticmethod
-    def _eig_spd(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        rtol = 1e-5 if c.dtype == torch.float32 else 1e-10
-        scale = c.abs().amax(dim=(-2, -1)).clamp_min(torch.finfo(c.dtype).tiny)
-        asym = (c - c.transpose(-1, -2)).abs().amax(dim=(-2, -1)) / scale
-        bad = (asym > rtol).nonzero()
-        if len(bad):
-            k = bad[0].item()
-            raise ValueError(f"covs[{k}] is not symmetric (max |C - C^T| / max |C| = {asym[k].item():.3g})")
-        sym = 0.5 * (c + c.transpose(-1, -2))
-        evals, evecs = torch.linalg.eigh(sym)
-        d = c.shape[-1]
-        floor = d * torch.finfo(c.dtype).eps * evals[:, -1].abs()
-        bad = (evals[:, 0] <= floor).nonzero()
-        if len(bad):
-            k = bad[0].item()
-            raise ValueError(
-                f"covs[{k}] is not positive definite: smallest eigenvalue {evals[k, 0].item():.6g} "
-                f"(largest {evals[k, -1].item():.6g})"
-            )
-        return evals, evecs
 
     def _set(self, w, mu, evals, evecs, kind) -> None:
         self.weights = w

@@ -76,7 +76,7 @@ def sampler_law(law: GaussianImage, schedule, sampler: str, n: int, s: int = 1, 
     from diffmath import samplers
     from diffmath.denoisers import eps_to_denoiser, exact_eps_model
 
-    if sampler in samplers.TWO_EVALUATION:
+    if samplers.get_spec(sampler).evaluations != 1:
         raise ValueError(f"use a one-evaluation sampler (n steps = n evaluations), got {sampler!r}")
     sigmas = time_grid_sigmas(schedule, n)
     D = eps_to_denoiser(model if model is not None else exact_eps_model(law, schedule), schedule)

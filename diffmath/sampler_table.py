@@ -39,20 +39,13 @@ from diffmath.schedules import edm_rho_grid
 from diffmath.toys import random_mixture
 
 SIGMA_MAX, SIGMA_MIN, RHO, K = 80.0, 0.002, 7.0, 8
-ONE_EVAL = ("euler", "dpmpp_2m", "ipndm", "ipndm_v")
-TWO_EVAL = ("heun", "dpm_solver_2", "amed", "amed_plugin")
+#: the table's configuration as the experiment registry keys it (diffmath.experiments, "sampler-table")
+DEFAULTS = {"dims": [2, 16, 256], "nfes": [3, 5, 7, 9, 15, 25], "points": 64, "train_points": 64, "amed_max_nfe": 9, "ref_tol": 1e-8}
+ONE_EVAL = tuple(n for n, spec in S.SPECS.items() if spec.evaluations == 1)  # amed is imported: its samplers are in SPECS
+TWO_EVAL = tuple(n for n, spec in S.SPECS.items() if spec.evaluations == 2)
 #: (label, sampler, uses afs on every budget): the table's rows, in order
 ROWS = tuple((n, n, False) for n in ONE_EVAL) + tuple((f"{n}+afs", n, True) for n in ONE_EVAL) + tuple((n, n, None) for n in TWO_EVAL)
-LABELS = {
-    "euler": "Euler (= DDIM)",
-    "dpmpp_2m": "DPM-Solver++(2M)",
-    "ipndm": "iPNDM",
-    "ipndm_v": "iPNDM (variable step)",
-    "heun": "Heun (EDM)",
-    "dpm_solver_2": "DPM-Solver-2",
-    "amed": "AMED-Solver",
-    "amed_plugin": "AMED-Plugin (iPNDM)",
-}
+LABELS = {n: spec.label for n, spec in S.SPECS.items()}
 
 
 def plan(sampler: str, nfe: int, afs: Optional[bool]) -> Optional[tuple[int, bool]]:
@@ -74,9 +67,8 @@ def grid(n_steps: int) -> torch.Tensor:
 
 
 def _run_sampler(name, D, x, sig, afs, predictor):
-    fn = {"amed": amed.sample_amed, "amed_plugin": amed.sample_amed_plugin}.get(name) or S.get_sampler(name)
     extra = {"predictor": predictor} if predictor is not None else {}
-    return fn(D, x, sig, afs=afs, require_zero=False, **extra)
+    return S.get_sampler(name)(D, x, sig, afs=afs, require_zero=False, **extra)
 
 
 def train_predictor(name: str, D, sig, teacher, afs: bool, *, iterations: int = 100, lr: float = 0.01, seed: int = 0):

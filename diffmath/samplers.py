@@ -20,18 +20,25 @@ direction :math:`x/\sigma_0`. It saves one evaluation.
 NFE (denoiser calls) for a grid of :math:`n` steps ending at 0: Euler, DPM-Solver++(2M), iPNDM:
 :math:`n`; Heun, DPM-Solver-2: :math:`2n-1` (the last step is Euler); minus one with ``afs``
 (:func:`nfe`).
+
+As in k-diffusion, every sampler takes ``extra_args`` (a dict passed to every denoiser call as
+keyword arguments: class labels, conditioning) and ``callback`` (called once per step with a dict
+``{"x", "i", "sigma", "sigma_hat", "denoised"}``: the state at ``sigmas[i]`` and the denoised estimate
+the step starts from). One table, :data:`SPECS`, says for each sampler — those here and the AMED
+samplers of :mod:`diffmath.amed`, which register themselves — its function, its denoiser calls per
+step and its order (:class:`SamplerSpec`); :func:`get_sampler` and :func:`nfe` read it.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-SAMPLERS = ("euler", "heun", "dpm_solver_2", "dpmpp_2m", "ipndm", "ipndm_v")
+Callback = Optional[Callable[[dict], None]]
 
 
 def to_d(x: torch.Tensor, sigma, denoised: torch.Tensor) -> torch.Tensor:
@@ -42,7 +49,8 @@ def to_d(x: torch.Tensor, sigma, denoised: torch.Tensor) -> torch.Tensor:
     return (x - denoised) / sigma
 
 
-def _check(x, sigmas, require_zero: bool) -> tuple[torch.Tensor, list[float]]:
+def check_grid(x, sigmas, require_zero: bool) -> tuple[torch.Tensor, list[float]]:
+    """Validate a state ``x`` (batch, ...) and a noise-level grid; the grid as a list of floats."""
     if not isinstance(x, torch.Tensor) or x.ndim < 1 or not x.is_floating_point():
         raise ValueError("x must be a floating tensor of shape (batch, ...)")
     s = torch.as_tensor(sigmas, dtype=torch.float64)
@@ -59,71 +67,93 @@ def _check(x, sigmas, require_zero: bool) -> tuple[torch.Tensor, list[float]]:
     return x, s.tolist()
 
 
-class _Eval:
-    """Calls the denoiser with sigma as a (batch,) tensor and checks the output's shape."""
+class DenoiserCall:
+    """Calls the denoiser with sigma as a (batch,) tensor and ``extra_args`` as keywords, and checks the
+    output's shape."""
 
-    def __init__(self, denoiser: Denoiser, x: torch.Tensor):
+    def __init__(self, denoiser: Denoiser, x: torch.Tensor, extra_args: Optional[dict] = None):
         if not callable(denoiser):
             raise ValueError("denoiser must be callable D(x, sigma)")
+        if extra_args is not None and not isinstance(extra_args, dict):
+            raise ValueError(f"extra_args must be a dict of keyword arguments, got {type(extra_args).__name__}")
         self.denoiser, self.shape, self.batch = denoiser, x.shape, x.shape[0]
+        self.extra_args = extra_args or {}
 
     def __call__(self, x: torch.Tensor, sigma) -> torch.Tensor:
         """``sigma``: a number, or a tensor of shape (batch,) (one level per point, as AMED uses)."""
-        out = self.denoiser(x, sigma if isinstance(sigma, torch.Tensor) else x.new_full((self.batch,), sigma))
+        level = sigma if isinstance(sigma, torch.Tensor) else x.new_full((self.batch,), sigma)
+        out = self.denoiser(x, level, **self.extra_args)
         if not isinstance(out, torch.Tensor) or out.shape != self.shape:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(f"the denoiser must return x's shape {tuple(self.shape)}, got {got}")
         return out
 
 
-def _afs_d(x: torch.Tensor, sigma: float) -> torch.Tensor:
+def afs_direction(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    r"""The analytic first step's direction :math:`x/\sqrt{1+\sigma^2}` (AMED's AFS; no evaluation)."""
     return x / math.sqrt(1.0 + sigma**2)
 
 
-def _first_d(D: _Eval, x, sigma, afs: bool) -> torch.Tensor:
-    return _afs_d(x, sigma) if afs else (x - D(x, sigma)) / sigma
+def _direction(D: DenoiserCall, x, sigma: float, afs: bool, callback: Callback, i: int) -> torch.Tensor:
+    """The step's starting direction (the analytic one when ``afs``), reported to ``callback``."""
+    if afs:
+        d = afs_direction(x, sigma)
+        denoised = x - sigma * d
+    else:
+        denoised = D(x, sigma)
+        d = to_d(x, sigma, denoised)
+    if callback is not None:
+        callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
+    return d
 
 
 @torch.no_grad()
-def sample_euler(denoiser: Denoiser, x, sigmas, *, afs: bool = False, require_zero: bool = True) -> torch.Tensor:
+def sample_euler(
+    denoiser: Denoiser, x, sigmas, *, extra_args: Optional[dict] = None, callback: Callback = None,
+    afs: bool = False, require_zero: bool = True,
+) -> torch.Tensor:
     r"""Euler on the PF-ODE (Karras et al. 2022, Alg. 1 without the correction) — exactly DDIM with
     :math:`\eta = 0` (Song et al. 2021) in EDM coordinates (article 21, eq. 1).
 
     :math:`x_{i+1} = x_i + (\sigma_{i+1}-\sigma_i)\,(x_i - D(x_i,\sigma_i))/\sigma_i`; at
     :math:`\sigma_{i+1} = 0` this is :math:`D(x_i,\sigma_i)`. First order.
     """
-    x, s = _check(x, sigmas, require_zero)
-    D = _Eval(denoiser, x)
+    x, s = check_grid(x, sigmas, require_zero)
+    D = DenoiserCall(denoiser, x, extra_args)
     for i in range(len(s) - 1):
-        d = _first_d(D, x, s[i], afs) if i == 0 else (x - D(x, s[i])) / s[i]
+        d = _direction(D, x, s[i], afs and i == 0, callback, i)
         x = x + (s[i + 1] - s[i]) * d
     return x
 
 
 @torch.no_grad()
-def sample_heun(denoiser: Denoiser, x, sigmas, *, afs: bool = False, require_zero: bool = True) -> torch.Tensor:
+def sample_heun(
+    denoiser: Denoiser, x, sigmas, *, extra_args: Optional[dict] = None, callback: Callback = None,
+    afs: bool = False, require_zero: bool = True,
+) -> torch.Tensor:
     r"""Heun's second-order method (Karras et al. 2022, EDM, Algorithm 1 with :math:`S_{\rm churn}=0`).
 
     Predictor :math:`\bar x = x_i + h d_i`, :math:`h = \sigma_{i+1}-\sigma_i`, corrector
     :math:`x_{i+1} = x_i + \tfrac h2(d_i + d(\bar x,\sigma_{i+1}))`; the step to
     :math:`\sigma_{i+1} = 0` stays Euler. Second order; :math:`2n-1` evaluations for :math:`n` steps to 0.
     """
-    x, s = _check(x, sigmas, require_zero)
-    D = _Eval(denoiser, x)
+    x, s = check_grid(x, sigmas, require_zero)
+    D = DenoiserCall(denoiser, x, extra_args)
     for i in range(len(s) - 1):
-        d = _first_d(D, x, s[i], afs) if i == 0 else (x - D(x, s[i])) / s[i]
+        d = _direction(D, x, s[i], afs and i == 0, callback, i)
         h = s[i + 1] - s[i]
         x_pred = x + h * d
         if s[i + 1] == 0:
             x = x_pred
         else:
-            x = x + 0.5 * h * (d + (x_pred - D(x_pred, s[i + 1])) / s[i + 1])
+            x = x + 0.5 * h * (d + to_d(x_pred, s[i + 1], D(x_pred, s[i + 1])))
     return x
 
 
 @torch.no_grad()
 def sample_dpm_solver_2(
-    denoiser: Denoiser, x, sigmas, *, r: float = 0.5, afs: bool = False, require_zero: bool = True
+    denoiser: Denoiser, x, sigmas, *, extra_args: Optional[dict] = None, callback: Callback = None,
+    r: float = 0.5, afs: bool = False, require_zero: bool = True,
 ) -> torch.Tensor:
     r"""DPM-Solver-2 (Lu et al. 2022, Alg. 1 with data prediction; k-diffusion's ``sample_dpm_2``):
     a midpoint step in :math:`\log\sigma` (article 21's geometric midpoint).
@@ -134,23 +164,26 @@ def sample_dpm_solver_2(
     """
     if not 0 < r <= 1:
         raise ValueError(f"r must lie in (0, 1], got {r}")
-    x, s = _check(x, sigmas, require_zero)
-    D = _Eval(denoiser, x)
+    x, s = check_grid(x, sigmas, require_zero)
+    D = DenoiserCall(denoiser, x, extra_args)
     for i in range(len(s) - 1):
-        d = _first_d(D, x, s[i], afs) if i == 0 else (x - D(x, s[i])) / s[i]
+        d = _direction(D, x, s[i], afs and i == 0, callback, i)
         h = s[i + 1] - s[i]
         if s[i + 1] == 0:
             x = x + h * d
             continue
         s_mid = s[i] ** (1 - r) * s[i + 1] ** r
         x_mid = x + (s_mid - s[i]) * d
-        d_mid = (x_mid - D(x_mid, s_mid)) / s_mid
+        d_mid = to_d(x_mid, s_mid, D(x_mid, s_mid))
         x = x + h * (d_mid / (2 * r) + (1 - 1 / (2 * r)) * d)
     return x
 
 
 @torch.no_grad()
-def sample_dpmpp_2m(denoiser: Denoiser, x, sigmas, *, afs: bool = False, require_zero: bool = True) -> torch.Tensor:
+def sample_dpmpp_2m(
+    denoiser: Denoiser, x, sigmas, *, extra_args: Optional[dict] = None, callback: Callback = None,
+    afs: bool = False, require_zero: bool = True,
+) -> torch.Tensor:
     r"""DPM-Solver++(2M) (Lu et al. 2022b, Alg. 2; k-diffusion's ``sample_dpmpp_2m``), data prediction.
 
     With :math:`\lambda = -\log\sigma`, :math:`h_i = \lambda_{i+1}-\lambda_i`, :math:`\rho = h_{i-1}/h_i`:
@@ -158,11 +191,11 @@ def sample_dpmpp_2m(denoiser: Denoiser, x, sigmas, *, afs: bool = False, require
     :math:`\hat D = (1+\tfrac1{2\rho})D_i - \tfrac1{2\rho}D_{i-1}` (first step and step to 0: :math:`\hat D = D_i`).
     Second order, one evaluation per step.
     """
-    x, s = _check(x, sigmas, require_zero)
-    D = _Eval(denoiser, x)
+    x, s = check_grid(x, sigmas, require_zero)
+    D = DenoiserCall(denoiser, x, extra_args)
     old, h_last = None, None
     for i in range(len(s) - 1):
-        den = x - s[i] * _afs_d(x, s[i]) if (afs and i == 0) else D(x, s[i])
+        den = x - s[i] * _direction(D, x, s[i], afs and i == 0, callback, i)
         if s[i + 1] == 0:
             x = den
             continue
@@ -199,7 +232,8 @@ def _ab_coefficients(times: list[float], t_next: float) -> list[float]:
     return out
 
 
-_AB_FIXED = {1: (1.0,), 2: (1.5, -0.5), 3: (23 / 12, -16 / 12, 5 / 12), 4: (55 / 24, -59 / 24, 37 / 24, -9 / 24)}
+#: iPNDM's constant-step Adams–Bashforth weights, most recent derivative first
+ADAMS_BASHFORTH = {1: (1.0,), 2: (1.5, -0.5), 3: (23 / 12, -16 / 12, 5 / 12), 4: (55 / 24, -59 / 24, 37 / 24, -9 / 24)}
 
 
 @torch.no_grad()
@@ -208,6 +242,8 @@ def sample_ipndm(
     x,
     sigmas,
     *,
+    extra_args: Optional[dict] = None,
+    callback: Callback = None,
     max_order: int = 4,
     variable_step: bool = False,
     afs: bool = False,
@@ -225,11 +261,11 @@ def sample_ipndm(
     """
     if max_order not in (1, 2, 3, 4):
         raise ValueError(f"max_order must be 1, 2, 3 or 4, got {max_order}")
-    x, s = _check(x, sigmas, require_zero)
-    D = _Eval(denoiser, x)
+    x, s = check_grid(x, sigmas, require_zero)
+    D = DenoiserCall(denoiser, x, extra_args)
     history: list[torch.Tensor] = []
     for i in range(len(s) - 1):
-        d = _first_d(D, x, s[i], afs) if i == 0 else (x - D(x, s[i])) / s[i]
+        d = _direction(D, x, s[i], afs and i == 0, callback, i)
         if s[i + 1] == 0:  # lower order final: the Euler step, x -> D(x, sigma_i)
             x = x + (s[i + 1] - s[i]) * d
             continue
@@ -239,40 +275,83 @@ def sample_ipndm(
         if variable_step:
             c = _ab_coefficients([s[i - j] for j in range(k)], s[i + 1])
         else:
-            c = _AB_FIXED[k]
+            c = ADAMS_BASHFORTH[k]
         x = x + (s[i + 1] - s[i]) * sum(cj * dj for cj, dj in zip(c, history))
     return x
 
 
-def sample_ipndm_v(denoiser: Denoiser, x, sigmas, **options) -> torch.Tensor:
+def sample_ipndm_v(denoiser: Denoiser, x, sigmas, **options) -> torch.Tensor:  # extra_args, callback: as sample_ipndm
     """:func:`sample_ipndm` with ``variable_step=True`` (diff-sampler's ``ipndm_v``)."""
     return sample_ipndm(denoiser, x, sigmas, variable_step=True, **options)
 
 
+@dataclass(frozen=True)
+class SamplerSpec:
+    """What the library knows about a sampler, in one place."""
+
+    name: str
+    fn: Callable[..., torch.Tensor]
+    evaluations: int
+    """Denoiser calls per step (the last step to sigma = 0 is always one Euler call)."""
+    order: Optional[int]
+    """Global order of accuracy on EDM's rho-grid (measured in tests/test_samplers.py); None for a
+    learned sampler, whose order depends on its predictor."""
+    label: str
+
+
+#: every sampler, by name: those of this module, then the AMED samplers (registered by diffmath.amed)
+SPECS: dict[str, SamplerSpec] = {}
+
+
+def register_sampler(spec: SamplerSpec) -> SamplerSpec:
+    if spec.evaluations not in (1, 2):
+        raise ValueError(f"evaluations must be 1 or 2, got {spec.evaluations}")
+    if spec.name in SPECS and SPECS[spec.name] is not spec:
+        raise ValueError(f"sampler {spec.name!r} is registered twice")
+    SPECS[spec.name] = spec
+    return spec
+
+
+for _spec in (
+    SamplerSpec("euler", sample_euler, 1, 1, "Euler (= DDIM)"),
+    SamplerSpec("heun", sample_heun, 2, 2, "Heun (EDM)"),
+    SamplerSpec("dpm_solver_2", sample_dpm_solver_2, 2, 2, "DPM-Solver-2"),
+    SamplerSpec("dpmpp_2m", sample_dpmpp_2m, 1, 2, "DPM-Solver++(2M)"),
+    SamplerSpec("ipndm", sample_ipndm, 1, 2, "iPNDM"),
+    SamplerSpec("ipndm_v", sample_ipndm_v, 1, 2, "iPNDM (variable step)"),
+):
+    register_sampler(_spec)
+
+#: the samplers of this module (the AMED samplers need a predictor: see :mod:`diffmath.amed`)
+SAMPLERS = tuple(SPECS)
+
+
+def get_spec(name: str) -> SamplerSpec:
+    """The :class:`SamplerSpec` of ``name`` (importing :mod:`diffmath.amed` registers ``amed``, ``amed_plugin``)."""
+    if name not in SPECS:
+        import diffmath.amed  # noqa: F401  (registers the AMED samplers)
+    if name not in SPECS:
+        raise ValueError(f"name must be one of {tuple(SPECS)}, got {name!r}")
+    return SPECS[name]
+
+
 def get_sampler(name: str) -> Callable[..., torch.Tensor]:
-    """The sampler ``sample_<name>``; ``name`` one of :data:`SAMPLERS`."""
-    if name not in SAMPLERS:
-        raise ValueError(f"name must be one of {SAMPLERS}, got {name!r}")
-    return globals()[f"sample_{name}"]
-
-
-TWO_EVALUATION = ("heun", "dpm_solver_2", "amed", "amed_plugin")
+    """The sampler function ``sample_<name>`` of any registered sampler."""
+    return get_spec(name).fn
 
 
 def nfe(sampler: str, n_steps: int, *, afs: bool = False, to_zero: bool = True) -> int:
-    r"""Denoiser evaluations of ``sample_<sampler>`` (or :mod:`diffmath.amed`'s ``amed``, ``amed_plugin``)
-    on a grid of ``n_steps`` steps (claim C21.11).
+    r"""Denoiser evaluations of a registered sampler on a grid of ``n_steps`` steps (claim C21.11).
 
     One-evaluation samplers: :math:`n`. Two-evaluation samplers (Heun, DPM-Solver-2, AMED-Solver,
     AMED-Plugin): :math:`2n-1` when the grid ends at 0 (``to_zero``; the last step is Euler), :math:`2n`
     when it stops at :math:`\sigma_{\min}>0` (``require_zero=False``; diff-sampler's convention, where
     ``num_steps`` :math:`=N` timestamps give :math:`2(N-1)`). ``afs`` saves one evaluation.
     """
-    if sampler not in SAMPLERS + ("amed", "amed_plugin"):
-        raise ValueError(f"sampler must be one of {SAMPLERS + ('amed', 'amed_plugin')}, got {sampler!r}")
+    spec = get_spec(sampler)
     if int(n_steps) != n_steps or n_steps < 1:
         raise ValueError(f"n_steps must be an integer >= 1, got {n_steps}")
-    n = (2 * n_steps - int(bool(to_zero))) if sampler in TWO_EVALUATION else n_steps
+    n = (2 * n_steps - int(bool(to_zero))) if spec.evaluations == 2 else n_steps
     return n - int(bool(afs))
 
 

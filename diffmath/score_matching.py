@@ -29,7 +29,7 @@ from typing import Callable
 
 import torch
 
-from diffmath._validation import as_tensor
+from diffmath._validation import as_tensor, spd_eigh
 from diffmath.mixture import GaussianMixture
 
 Model = Callable[[torch.Tensor], torch.Tensor]
@@ -76,9 +76,7 @@ def gap_gaussian(cov, alpha: float, sigma: float) -> torch.Tensor:
         raise ValueError(f"cov must be a square matrix, got shape {tuple(C.shape)}")
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
-    lam = torch.linalg.eigvalsh(0.5 * (C + C.T))
-    if lam[0] <= 0:
-        raise ValueError("cov must be positive definite")
+    lam, _ = spd_eigh(C, "cov")
     d = C.shape[0]
     return d / sigma**2 - (1 / (alpha**2 * lam + sigma**2)).sum()
 

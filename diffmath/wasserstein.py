@@ -29,17 +29,8 @@ from __future__ import annotations
 
 import torch
 
-from diffmath._validation import as_tensor, is_float32
+from diffmath._validation import as_tensor, common_dtype_device, spd_eigh
 from diffmath.mixture import GaussianMixture
-
-
-def common_dtype_device(*values) -> tuple[torch.dtype, torch.device]:
-    """float32 when every given value is float32 (the library's rule), float64 otherwise; the
-    device of the first tensor among ``values`` (cpu when there is none). ``None`` values are skipped."""
-    given = [v for v in values if v is not None]
-    dtype = torch.float32 if given and all(is_float32(v) for v in given) else torch.float64
-    device = next((v.device for v in given if isinstance(v, torch.Tensor)), torch.device("cpu"))
-    return dtype, device
 
 
 # --- validation helpers --------------------------------------------------------------------------
@@ -59,17 +50,9 @@ def _mean_cov(mean, cov, name: str, *, dtype=None, device=None) -> tuple[torch.T
 
 
 def check_spd(S: torch.Tensor, name: str, *, allow_singular: bool = False) -> None:
-    """Raise ``ValueError`` unless ``S`` is a symmetric positive-(semi)definite square matrix."""
-    if S.ndim != 2 or S.shape[0] != S.shape[1]:
-        raise ValueError(f"{name} must be a square matrix, got shape {tuple(S.shape)}")
-    scale = S.abs().max().clamp_min(torch.finfo(S.dtype).tiny)
-    if ((S - S.T).abs().max() / scale).item() > 1e-10:
-        raise ValueError(f"{name} must be symmetric")
-    ev = torch.linalg.eigvalsh(0.5 * (S + S.T))
-    floor = -S.shape[0] * torch.finfo(S.dtype).eps * ev[-1].abs() if allow_singular else 0.0
-    if ev[0].item() < floor or (not allow_singular and ev[0].item() <= 0):
-        kind = "positive semidefinite" if allow_singular else "positive definite"
-        raise ValueError(f"{name} must be {kind} (smallest eigenvalue {ev[0].item():.6g})")
+    """Raise ``ValueError`` unless ``S`` is a symmetric positive-(semi)definite square matrix
+    (:func:`diffmath._validation.spd_eigh`, the library's one rule)."""
+    spd_eigh(S, name, allow_singular=allow_singular)
 
 
 def sqrtm_psd(S: torch.Tensor) -> torch.Tensor:
@@ -81,10 +64,8 @@ def sqrtm_psd(S: torch.Tensor) -> torch.Tensor:
     return (U * lam.clamp_min(0).sqrt()) @ U.T
 
 
-def _inv_sqrtm_pd(S: torch.Tensor) -> torch.Tensor:
-    lam, U = torch.linalg.eigh(0.5 * (S + S.T))
-    if lam[0] <= 0:
-        raise ValueError(f"the matrix must be positive definite (smallest eigenvalue {lam[0].item():.6g})")
+def _inv_sqrtm_pd(S: torch.Tensor, name: str = "the matrix") -> torch.Tensor:
+    lam, U = spd_eigh(S, name)
     return (U / lam.sqrt()) @ U.T
 
 

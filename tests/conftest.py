@@ -1,17 +1,33 @@
-"""Shared pytest set-up: hypothesis profiles and the device fixture.
+"""Shared pytest set-up: hypothesis profiles, the device fixture, and one CPU thread share per worker.
 
 Hypothesis profiles come from :mod:`diffmath.strategies` ("ci": fast and derandomised, the
 default; "thorough": many more examples). Choose one with ``HYPOTHESIS_PROFILE=thorough``.
+
+Under pytest-xdist each worker gets ``cpus // workers`` torch threads (and passes the same to the
+subprocesses it starts: notebooks, ``diffmath verify``, the book build, through ``OMP_NUM_THREADS``
+and ``DIFFMATH_VERIFY_JOBS=1``). Two workers with two OpenMP threads each on two cores spend most of
+their time waiting for each other: that oversubscription once doubled the suite's wall time.
 """
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 
 from diffmath.device import available_devices
 from diffmath.strategies import load_profile
 
 load_profile()
+
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+if _WORKERS > 1:
+    _threads = max(1, (os.cpu_count() or 1) // _WORKERS)
+    torch.set_num_threads(_threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(_threads))
+    os.environ.setdefault("MKL_NUM_THREADS", str(_threads))
+    os.environ.setdefault("DIFFMATH_VERIFY_JOBS", "1")
 
 
 @pytest.fixture(params=available_devices(), ids=str)

@@ -210,6 +210,7 @@ def test_bad_input():
         S.nfe("amed_v", 3)
 
 
+@pytest.mark.slow
 def test_table_orderings_on_a_tiny_setting():
     """sampler_table.run / orderings / markdown on d = 2, NFE 3 and 4: every row spends exactly its
     budget (run raises otherwise), orderings report the paper's comparisons, the table marks a winner."""

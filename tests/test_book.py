@@ -76,7 +76,7 @@ def test_registry_is_not_empty():
 
 
 def test_one_page_per_claim(book_copy, ledger):
-    book.generate(book_copy, ledger)
+    book.generate(book_copy, ledger, experiments=False)
     pages = sorted(p.stem for p in (book_copy / "_generated" / "claims").glob("*.md"))
     assert pages == sorted(c.id for c in all_claims())
     assert (book_copy / "_generated" / "ledger.md").is_file()
@@ -84,7 +84,7 @@ def test_one_page_per_claim(book_copy, ledger):
 
 
 def test_claim_page_has_label_statement_and_status(book_copy, ledger):
-    book.generate(book_copy, ledger)
+    book.generate(book_copy, ledger, experiments=False)
     for c in all_claims():
         text = (book_copy / "_generated" / "claims" / f"{c.id}.md").read_text()
         assert "{prf:theorem}" in text
@@ -105,7 +105,7 @@ def test_claim_page_has_label_statement_and_status(book_copy, ledger):
 
 
 def test_ledger_lists_every_claim_with_a_link(book_copy, ledger):
-    book.generate(book_copy, ledger)
+    book.generate(book_copy, ledger, experiments=False)
     text = (book_copy / "_generated" / "ledger.md").read_text()
     for c in all_claims():
         assert f"{{prf:ref}}`{c.id} <{c.label}>`" in text
@@ -116,7 +116,7 @@ def test_ledger_lists_every_claim_with_a_link(book_copy, ledger):
 
 
 def test_missing_ledger_marks_claims_not_run(book_copy, tmp_path):
-    book.generate(book_copy, tmp_path / "does-not-exist.json")
+    book.generate(book_copy, tmp_path / "does-not-exist.json", experiments=False)
     text = (book_copy / "_generated" / "ledger.md").read_text()
     assert "not run" in text
     assert "verified" not in text.split("| claim |")[1]
@@ -126,7 +126,7 @@ def test_stale_claim_pages_are_removed(book_copy, ledger):
     stale = book_copy / "_generated" / "claims" / "C99.1.md"
     stale.parent.mkdir(parents=True)
     stale.write_text("old")
-    book.generate(book_copy, ledger)
+    book.generate(book_copy, ledger, experiments=False)
     assert not stale.exists()
 
 
@@ -152,7 +152,7 @@ def test_errata_lists_refuted_claims(book_copy, tmp_path):
     ]
     path = tmp_path / "l.json"
     path.write_text(json.dumps({"device": "cpu", "generated": "now", "claims": [outcome]}))
-    book.generate(book_copy, path, claims=[claim])
+    book.generate(book_copy, path, claims=[claim], experiments=False)
     errata = (book_copy / "_generated" / "errata.md").read_text()
     assert "C99.1" in errata and claim.statement in errata
     assert "Counterexample" in errata and "≥ 1" in errata
@@ -165,13 +165,13 @@ def test_errata_lists_refuted_claims(book_copy, tmp_path):
 
 def test_errata_without_refuted_or_imprecise_claims(book_copy, ledger):
     claims = [c for c in all_claims() if c.kind is not Kind.REFUTED and not c.erratum and not c.extension]
-    book.generate(book_copy, ledger, claims=claims)
+    book.generate(book_copy, ledger, claims=claims, experiments=False)
     assert "No errata yet" in (book_copy / "_generated" / "errata.md").read_text()
 
 
 def test_errata_lists_imprecise_claims(book_copy, ledger):
     """Claims that hold only as corrected (an ``erratum``) are listed after the refuted ones."""
-    book.generate(book_copy, ledger)
+    book.generate(book_copy, ledger, experiments=False)
     text = (book_copy / "_generated" / "errata.md").read_text()
     imprecise = [c for c in all_claims() if c.erratum and c.kind is not Kind.REFUTED]
     assert imprecise, "expected at least one claim with an erratum"
@@ -185,7 +185,7 @@ def test_errata_lists_imprecise_claims(book_copy, ledger):
 
 def test_errata_lists_extensions_in_their_own_group(book_copy, ledger):
     """Claims the article gets right and the suite sharpens (an ``extension``) form the third group."""
-    book.generate(book_copy, ledger)
+    book.generate(book_copy, ledger, experiments=False)
     text = (book_copy / "_generated" / "errata.md").read_text()
     extended = [c for c in all_claims() if c.extension and not c.erratum and c.kind is not Kind.REFUTED]
     assert extended, "expected at least one claim with an extension"
@@ -239,11 +239,36 @@ def test_citations_exist_in_references_bib():
             assert book.article_key(c.source.part) in keys or c.source.part == 0, c.id
 
 
+@pytest.mark.slow
 def test_command_line_generate(tmp_path, book_copy, ledger):
     proc = subprocess.run(
-        [sys.executable, "-m", "diffmath.book", "generate", "--book-dir", str(book_copy), "--ledger", str(ledger)],
+        [sys.executable, "-m", "diffmath.book", "generate", "--book-dir", str(book_copy), "--ledger", str(ledger),
+         "--no-experiments"],
         capture_output=True, text=True, check=True,
     )
     assert "wrote" in proc.stdout
     assert len(list((book_copy / "_generated" / "claims").glob("*.md"))) == len(all_claims())
 
+
+
+def test_experiments_are_written_for_the_chapters(tmp_path, book_copy, monkeypatch):
+    """generate writes every registered experiment's JSON (and Markdown) from the experiment cache:
+    computed on the first call, read back on the second."""
+    from diffmath import experiments
+
+    monkeypatch.setenv("DIFFMATH_CACHE", str(tmp_path / "cache"))
+    calls = []
+
+    def run(cfg, device):
+        calls.append(cfg)
+        return {"value": cfg["n"] * 2, "device": device}
+
+    toy = experiments.Experiment("toy-for-book", 1, "a toy", run, defaults={"n": 21}, markdown=lambda r: f"value {r['value']}\n")
+    monkeypatch.setattr(experiments, "all_experiments", lambda: [toy])
+    monkeypatch.setattr(experiments, "get", lambda name: toy)
+    book.write_experiments(book_copy)
+    book.write_experiments(book_copy)
+    out = book_copy / "_generated" / "experiments"
+    assert json.loads((out / "toy-for-book.json").read_text()) == {"value": 42, "device": "cpu"}
+    assert (out / "toy-for-book.md").read_text() == "value 42\n"
+    assert len(calls) == 1

@@ -1,9 +1,10 @@
 """The built book, opened in a real browser: every chapter's math is typeset, offline.
 
 A session fixture builds the book exactly as ``scripts/book.sh`` does, minus the set-up —
-``diffmath verify --json`` beside ``benchmarks/bench_samplers.py``, ``python -m diffmath.book generate``, ``jupyter-book build -W -n
---keep-going`` — into a temporary copy of ``book/``, so it works on a fresh clone and leaves the
-real ``book/_build`` alone. Then every page of the table of contents is served from 127.0.0.1
+``diffmath verify --json -j N`` (outcomes shared with ``tests/test_claims.py`` through the ledger
+cache), ``generate`` (the experiments from their cache), ``jupyter-book build -W -n --keep-going`` —
+into a temporary copy of ``book/``, so it works on a fresh clone and leaves the real ``book/_build``
+alone. Then every page of the table of contents is served from 127.0.0.1
 and opened in headless Chromium (Debian's ``chromium`` and ``chromium-driver``). For each page the
 test waits for MathJax, then asserts that math was typeset, that no MathJax error and no raw TeX
 is left in the visible text, and that nothing was loaded from outside the machine; it keeps a
@@ -71,13 +72,11 @@ def _binary(env: str, default: str, name: str) -> str | None:
 
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> dict:
-    """Build a temporary copy of the book: verify (beside the sampler benchmark) -> generate -> jupyter-book build."""
+    """Build a temporary copy of the book: verify -> generate (with the experiments) -> jupyter-book build."""
     src = tmp_path_factory.mktemp("book-build") / "book"
     shutil.copytree(BOOK, src, ignore=shutil.ignore_patterns("_build", "_generated"))
     ledger = src / "_generated" / "ledger.json"
-    bench = book.start_benchmark(src)
     verify_rc = book.run_verify(ledger)
-    assert bench.wait() == 0, "benchmarks/bench_samplers.py failed (its output is above)"
     assert ledger.is_file(), f"diffmath verify (exit {verify_rc}) wrote no ledger at {ledger}"
     book.generate(src, ledger)
     build_rc = book.run_jupyter_book(src, strict=True)
@@ -133,7 +132,7 @@ def test_chapter_21_prose_matches_the_sampler_table(built_book):
     must be rewritten."""
     from diffmath import sampler_table as T
 
-    res = json.loads((built_book["ledger"].parent / "samplers.json").read_text())
+    res = json.loads((built_book["ledger"].parent / "experiments" / "sampler-table.json").read_text())
     plain = [lab for lab, _, afs in T.ROWS if afs is not True]
     tables = res["tables"]
     for key, tab in tables.items():

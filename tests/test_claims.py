@@ -7,14 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from diffmath.claims import Kind, Measurement, all_claims, select, verify_claim
+from diffmath.claims import CheckResult, Kind, Measurement, all_claims, select, verify_claim
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIMS = all_claims()
+#: claims whose check takes more than about 1.5 s on a CPU (C21.12 reads the full sampler table, about
+#: a minute to compute once): the quick tier (-m "not slow") leaves them to the full suite.
+SLOW = {"C16.1", "C16.4", "C18.5", "C19.12", "C20.4", "C20.9", "C21.12", "C21.15", "C23.4", "C23.7"}
 
 
-@pytest.mark.parametrize("claim", CLAIMS, ids=lambda c: c.id)
+@pytest.mark.parametrize(
+    "claim", [pytest.param(c, marks=pytest.mark.slow) if c.id in SLOW else c for c in CLAIMS], ids=lambda c: c.id
+)
 def test_claim_verifies(claim, device):
+    if device.type not in claim.devices:
+        pytest.skip(f"{claim.id} computes on the CPU only (its cpu run covers it)")
     outcome = verify_claim(claim, device)
     assert outcome.error is None, outcome.error
     assert outcome.derivation_ok is not False, outcome.derivation_failures
@@ -22,6 +29,26 @@ def test_claim_verifies(claim, device):
         failing = [m for m in outcome.check.measurements if not m.passed]
         assert not failing, failing
     assert outcome.passed
+
+
+def test_device_declarations_match_the_checks():
+    """A claim declared CPU-only reports device "cpu" from its check; every other check reports the
+    device it was given (the runtime rule of run_claim, seen statically so that a CPU-only machine
+    catches a wrong declaration too)."""
+    import inspect
+
+    for c in CLAIMS:
+        if c.check is None:
+            continue
+        src = inspect.getsource(c.check)
+        if c.devices == ("cpu",):
+            assert 'device="cpu"' in src and "device=str(device)" not in src, c.id
+        else:
+            assert "device=str(device)" in src, c.id
+
+
+def test_slow_set_names_real_claims():
+    assert SLOW <= {c.id for c in CLAIMS}
 
 
 def test_ids_are_unique_and_well_formed():
@@ -40,6 +67,7 @@ def test_every_claim_has_a_statement_source_and_tests():
             assert c.derivation is not None or c.check is not None
 
 
+@pytest.mark.slow
 def test_listed_tests_exist():
     """Each claim's test node ids are collected by pytest: the ledger cannot point at nothing."""
     wanted = sorted({t for c in CLAIMS for t in c.tests})
@@ -85,3 +113,33 @@ def test_every_exact_claim_has_a_property_test():
             module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
             found |= hasattr(getattr(module, name), "hypothesis")
         assert found, f"{c.id} has no hypothesis property test among {c.tests}"
+
+
+def test_ledger_cache_round_trip(tmp_path, monkeypatch):
+    """An outcome read back from the ledger cache equals the computed one (statuses recomputed); a failing
+    outcome is never cached."""
+    from diffmath import cache
+    from diffmath.claims import Claim, Outcome, Source, get
+
+    monkeypatch.setenv("DIFFMATH_CACHE", str(tmp_path / "c"))
+    claim = get("C22.5")
+    fresh = verify_claim(claim, "cpu", use_cache=False)
+    first = verify_claim(claim, "cpu")
+    second = verify_claim(claim, "cpu")
+    assert not first.cached and second.cached
+    strip = lambda d: {k: v for k, v in d.items() if k not in ("seconds", "cached")}  # noqa: E731
+    assert strip(second.as_dict()) == strip(fresh.as_dict())
+    assert Outcome.from_dict(claim, fresh.as_dict()).status == fresh.status
+
+    calls = []
+
+    def failing(device):
+        calls.append(1)
+        return CheckResult((Measurement("x", 2.0, 1.0),))
+
+    bad = Claim(id="C99.9", title="t", statement="s", source=Source(part=22), kind=Kind.IDENTITY, chapter="x", check=failing)
+    assert not verify_claim(bad, "cpu").passed and not verify_claim(bad, "cpu").passed
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match="given for claim"):
+        Outcome.from_dict(bad, fresh.as_dict())
+    assert cache.read("ledger", {"claim": "C99.9", "device": "cpu", "code": cache.code_version()}) is None

@@ -134,7 +134,9 @@ def test_chapter_sentences_about_the_shift_experiment():
     """The prose of book/snr-resolution.md, against the experiment it describes (default configuration):
     pooled quality constant across resolutions with the shift and growing without it, for both samplers
     at 10 NFE; at full resolution the shift helps Euler and hurts DPM-Solver++(2M) at 64x64."""
-    rows = snr.shift_experiment()["rows"]
+    from diffmath import experiments
+
+    rows = experiments.result("resolution-shift")["rows"]
 
     def get(R, shifted, sampler, key, n=10):
         return next(r[key] for r in rows if r["resolution"] == R and r["shifted"] == (shifted and R != 16)

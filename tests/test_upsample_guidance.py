@@ -170,7 +170,9 @@ def test_chapter_sentences_about_the_guidance_experiment():
     pooled distance than the naive model and the worst full one; guidance beats the naive model and
     upsampling at every eta for w = 0.2; the best w of the sweep is a little above 0.2; the exact model
     stays best."""
-    rows = ug.guidance_experiment()["rows"]
+    from diffmath import experiments
+
+    rows = experiments.result("upsample-guidance")["rows"]
     for s in (2, 4):
         mine = [r for r in rows if r["factor"] == s]
         one = lambda m: next(r for r in mine if r["method"] == m)  # noqa: E731

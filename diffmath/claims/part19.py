@@ -251,6 +251,7 @@ def _check_c193(device) -> CheckResult:
 register(
     Claim(
         id="C19.3",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="The optimal vanilla-GAN discriminator logit is the log density ratio",
         statement=r"The maximiser of $\mathbb E_p[\log\sigma(D)]+\mathbb E_q[\log(1-\sigma(D))]$ over functions $D$ is "
         r"$D^*(x)=\log\frac{p(x)}{q(x)}$.",
@@ -325,6 +326,7 @@ def _check_c194(device) -> CheckResult:
 register(
     Claim(
         id="C19.4",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="The f-GAN optimal critic is a function of the density ratio",
         statement=r"For $D_f(p\|q)=\mathbb E_qf(p/q)$ the critic maximising $\mathbb E_pT-\mathbb E_qf^*(T)$ is $T^*=f'(p/q)$, "
         r"and the bound is then tight: KL gives $1+\log r$, reverse KL $-1/r$, Pearson $\chi^2$ $2(r-1)$, "
@@ -387,6 +389,7 @@ def _check_c195(device) -> CheckResult:
 register(
     Claim(
         id="C19.5",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="One gradient step on the projection loss (8) is one step on the generator loss −D",
         statement=r"At $\theta=\theta_t$, $\nabla_\theta\,\mathbb E_z\|g_\theta(z)-g_{\theta_t}(z)-\epsilon\nabla D(g_{\theta_t}(z))\|^2"
         r"=2\epsilon\,\nabla_\theta\,\mathbb E_z[-D(g_\theta(z))]$ with $D$ frozen: a step of size $\eta$ on (8) is a step of "
@@ -479,6 +482,7 @@ def _check_c196(device) -> CheckResult:
 register(
     Claim(
         id="C19.6",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         erratum=r"Solving (8) to optimality is a Gauss-Newton step, equal to a gradient step on (11) only when $\mathbb E[J^\top J]\propto I$ (a factor $\sigma_t^2$ for a log-scale parametrisation).",
         title="The minimiser of (8) is a Gauss–Newton step; for the affine Gaussian generator it is the gradient flow",
         statement=r"The argmin of (8) is $\theta_t+\epsilon\,\mathbb E[J^\top J]^{-1}\mathbb E[J^\top\nabla D]$ (exactly when "
@@ -545,6 +549,7 @@ def _check_c197(device) -> CheckResult:
 register(
     Claim(
         id="C19.7",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="For the loss −D, alternating training and the plug-in argument give the same gradient",
         statement=r"With $D=D^*_\theta=\log(p/q_\theta)$, $\nabla_\theta\mathrm{KL}(q_\theta\|p)=-\mathbb E_z[J_\theta^\top\nabla D^*(g_\theta(z))]$, "
         r"the gradient of (11) with $D$ frozen, because $\mathbb E_{q_\theta}[\nabla_\theta\log q_\theta]=0$. For the "
@@ -612,6 +617,7 @@ def _check_c198(device) -> CheckResult:
 register(
     Claim(
         id="C19.8",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="MonoFlow: any increasing h dissipates the reverse KL, at a speed set by h'",
         statement=r"With generator loss $-h(D)$, $h$ increasing, the particles move with $\nabla h(\log r_t)=h'(\log r_t)\nabla\log r_t$ "
         r"and $\frac{d}{dt}\mathrm{KL}(q_t\|p)=-\mathbb E_{q_t}[h'(\log r_t)\|\nabla\log r_t\|^2]\le0$. The minimax loss is "
@@ -695,6 +701,7 @@ def _check_c199(device) -> CheckResult:
 register(
     Claim(
         id="C19.9",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="Against a frozen discriminator the generator loss −D has no useful minimiser",
         statement=r"With $D^*$ frozen at $q_t=\mathcal N(\mu_t,\sigma_t^2)$ and $p=\mathcal N(m,s^2)$, "
         r"$\mathbb E_z[-D^*(\mu+\sigma z)]=\frac{\sigma^2+(\mu-m)^2}{2s^2}-\frac{\sigma^2+(\mu-\mu_t)^2}{2\sigma_t^2}+\log\frac s{\sigma_t}$: "
@@ -758,6 +765,7 @@ def _check_c1910(device) -> CheckResult:
 register(
     Claim(
         id="C19.10",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="Convergence at the log-Sobolev rate for a Gaussian target",
         statement=r"For $p=\mathcal N(m,s^2)$ and Gaussian $q_0$, $\mathrm{KL}(q_t\|p)\le e^{-2t/s^2}\,\mathrm{KL}(q_0\|p)$, "
         r"with equality when $s_0=s$.",
@@ -810,6 +818,7 @@ def _check_c1911(device) -> CheckResult:
 register(
     Claim(
         id="C19.11",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         erratum=r"The article states $q_t\to p$ without conditions; for separated modes the time needed grows like $e^{ca^2}$.",
         title="For well-separated modes the flow converges exponentially slowly",
         statement=r"For $p=\tfrac12\mathcal N(-a,1)+\tfrac12\mathcal N(a,1)$ the relaxation rate of (1) (the spectral gap of the "
@@ -876,6 +885,7 @@ def _check_c1912(device) -> CheckResult:
 register(
     Claim(
         id="C19.12",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="GAN training tracks the discretised gradient flow",
         statement=r"Alternating a fitted discriminator with one generator step of size $\epsilon$ on (11) (or moving particles by "
         r"$\epsilon\nabla D$) follows the Euler discretisation of the moment ODE of (1), up to the discriminator's "

@@ -78,6 +78,7 @@ def _check_c212(device) -> CheckResult:
 register(
     Claim(
         id="C21.2",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="EDM's rho-grid: endpoints, monotone, uniform at rho = 1, geometric as rho -> infinity",
         statement=r"The nodes $t_n=\big(t_1^{1/\rho}+\tfrac{n-1}{N-1}(t_N^{1/\rho}-t_1^{1/\rho})\big)^\rho$ run strictly "
         r"monotonically from $t_1$ to $t_N$; they are equally spaced for $\rho=1$ and tend to the geometric "
@@ -132,6 +133,7 @@ def _check_c215(device) -> CheckResult:
 register(
     Claim(
         id="C21.5",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="The integral mean-value theorem fails for vector-valued functions",
         statement=r"There are continuous $u:[a,b]\to\mathbb R^2$ with $\frac1{b-a}\int_a^bu(t)\,dt\ne u(s)$ for every "
         r"$s\in[a,b]$, e.g. $u(t)=(\cos t,\sin t)$ on any $[0,\theta]$, $0<\theta\le2\pi$.",
@@ -193,6 +195,7 @@ def _check_c216(device) -> CheckResult:
 register(
     Claim(
         id="C21.6",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="If the vector mean-value theorem holds, the trajectory is straight (false)",
         statement=r"If $\frac1{b-a}\int_a^b v(x_t,t)\,dt=v(x_s,s)$ for some $s\in(a,b)$ on every interval, the trajectory "
         r"$x_t$ must be a straight line.",
@@ -263,6 +266,7 @@ def _check_c2113(device) -> CheckResult:
 register(
     Claim(
         id="C21.13",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="Corrected direction: a velocity of fixed direction has the mean-value property",
         statement=r"If $u(t)=c(t)\,e$ with $c$ continuous and $e$ fixed (a straight trajectory traversed at any speed), "
         r"then $\frac1{b-a}\int_a^bu(t)\,dt=u(s)$ for some $s\in[a,b]$. The converse fails (C21.6).",
@@ -328,6 +332,7 @@ def _check_c217(device) -> CheckResult:
 register(
     Claim(
         id="C21.7",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="Exact PF-ODE trajectories lie almost in a plane",
         statement=r"Sampling trajectories $x_{t_N},\dots,x_{t_0}$ of the probability-flow ODE are close to a "
         r"two-dimensional (affine) subspace, and not far from a line within it.",
@@ -400,6 +405,7 @@ def _check_c218(device) -> CheckResult:
 register(
     Claim(
         id="C21.8",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="An exact mean-value time exists for isotropic Gaussian data",
         statement=r"For data $\mathcal N(\mu,s_d^2I)$ and any $0<t_n<t_{n+1}$ there is $s_*\in(t_n,t_{n+1})$ such that the "
         r"AMED step (13) with Euler predictor lands exactly on the ODE solution $x_{t_n}$, for every $x_{t_{n+1}}$.",
@@ -452,6 +458,7 @@ def _check_c219(device) -> CheckResult:
 register(
     Claim(
         id="C21.9",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="Euler (DDIM) is exact for point-mass data",
         statement=r"If the data are a single point $\mu$, the PF-ODE trajectories are the segments $x_\sigma=\mu+\tfrac{\sigma}{T}(x_T-\mu)$ "
         r"and every Euler step (4), of any size, lands on them; one step from $T$ to $0$ returns $\mu$.",
@@ -511,6 +518,7 @@ def _check_c2110(device) -> CheckResult:
 register(
     Claim(
         id="C21.10",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="The analytic first step's error in closed form",
         statement=r"For centred isotropic data $\mathcal N(0,s_d^2I)$, replacing the first velocity $v(x_T,T)$ by $x_T/\sqrt{1+T^2}$ "
         r"scales it by $\dfrac{s_d^2+T^2}{T\sqrt{1+T^2}}=1+\dfrac{s_d^2-\frac12}{T^2}+O(T^{-4})$.",

@@ -281,6 +281,7 @@ def _check_c223(device) -> CheckResult:
 register(
     Claim(
         id="C22.3",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="The alignment (5) under VP has one solution: a log-SNR shift by −2 log s",
         statement=r"With $\bar\alpha^2+\bar\beta^2=1$ at both resolutions, (5) has the unique solution "
         r"$(\bar\alpha_t^{\rm hi})^2=\frac{(\bar\alpha_t^{\rm lo})^2}{(\bar\alpha_t^{\rm lo})^2+s^2(\bar\beta_t^{\rm lo})^2}$, i.e. "
@@ -413,6 +414,7 @@ def _check_c225(device) -> CheckResult:
 register(
     Claim(
         id="C22.5",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="A 512×512×3 image patchified at 8×8 is 64×64×192; LDM's 64×64×4 latent is 1/48 of it",
         statement=r"Patchifying $512\times512\times3$ pixels into $8\times8$ patches gives $64\times64\times192$ numbers; the LDM "
         r"latent $64\times64\times4$ has $4/192=1/48$ as many.",
@@ -488,6 +490,7 @@ def _check_c227(device) -> CheckResult:
 register(
     Claim(
         id="C22.7",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="Stable Diffusion 3's timestep shift is the same log-SNR shift, on the rectified-flow line",
         statement=r"On $x_t=(1-t)x_0+t\varepsilon$ the shift $t'=\frac{st}{1+(s-1)t}$ gives $\lambda(t')=\lambda(t)-2\log s$: the "
         r"same resolution shift as (5) and simple diffusion, written in rectified-flow time. Applying it twice is the shift by $s^2$.",
@@ -506,11 +509,13 @@ register(
 
 # --- C22.8 does the shift keep quality constant across resolutions? ------------------------------
 def _check_c228(device) -> CheckResult:
-    result = snr.shift_experiment({"samplers": ["euler"], "nfe": [10, 25]})
-    rows = result["rows"]
+    from diffmath import experiments
+
+    rows = experiments.result("resolution-shift")["rows"]  # the chapter's experiment, computed once
 
     def at(R, shifted, n, key):
-        return next(r[key] for r in rows if r["resolution"] == R and r["shifted"] == shifted and r["nfe"] == n)
+        return next(r[key] for r in rows if r["resolution"] == R and r["shifted"] == shifted and r["nfe"] == n
+                    and r["sampler"] == "euler")
 
     base16 = {n: at(16, False, n, "w2_base") for n in (10, 25)}
     spread_shift = max(at(R, R != 16, 10, "w2_base") for R in (16, 32, 64)) / min(at(R, R != 16, 10, "w2_base") for R in (16, 32, 64))
@@ -523,7 +528,7 @@ def _check_c228(device) -> CheckResult:
             Measurement("at 64x64, 10 and 25 NFE: full-resolution log-spectrum error, shifted over unshifted (fine detail suffers)", detail, 1.4, relation=">="),
         ),
         setting="power-law field (alpha = 2) seen at 16, 32, 64 pixels; simple diffusion's cosine tuned at 16, shifted by R/16 or not; "
-        "Euler (DDIM) on a uniform time grid with the exact denoiser, exact output laws (diffmath.snr.shift_experiment)",
+        "Euler (DDIM) on a uniform time grid with the exact denoiser, exact output laws (the 'resolution-shift' experiment)",
         device="cpu",
     )
 
@@ -531,6 +536,7 @@ def _check_c228(device) -> CheckResult:
 register(
     Claim(
         id="C22.8",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="With the shift, the low-resolution content keeps its quality across resolutions; the fine detail does not",
         statement=r"Sampling the same power-law field at $16^2$, $32^2$ and $64^2$ with a schedule tuned at $16^2$: shifted by "
         r"$s=R/16$, the error of the samples *pooled to* $16^2$ stays constant across resolutions at equal NFE, while "

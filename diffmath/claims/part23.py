@@ -89,6 +89,7 @@ def _check_c231(device) -> CheckResult:
 register(
     Claim(
         id="C23.1",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="The DDPM step (1) is the posterior mean given the true noise",
         statement=r"With $x_0=(x_t-\bar\beta_t\varepsilon)/\bar\alpha_t$, the posterior mean of $q(x_{t-1}\mid x_t,x_0)$ is "
         r"$\frac1{\alpha_t}\big(x_t-\frac{\beta_t^2}{\bar\beta_t}\varepsilon\big)$, the mean of (1); the posterior standard "
@@ -239,6 +240,7 @@ def _check_c233(device) -> CheckResult:
 register(
     Claim(
         id="C23.3",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="τ and ρ_t put D[x_t]/ρ_t exactly on the schedule at time τ",
         statement=r"With $\rho_t^2=\bar\alpha_t^2+\bar\beta_t^2/s^2$ and $\tau$ solving (4), "
         r"$(\bar\alpha_t/\rho_t,\ \bar\beta_t/(s\rho_t))=(\bar\alpha_\tau,\bar\beta_\tau)$, so $\mathcal D[x_t]/\rho_t$ has exactly "
@@ -461,6 +463,7 @@ def _check_c236(device) -> CheckResult:
 register(
     Claim(
         id="C23.6",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="The detail term (8): the low-resolution model's details, used at the high resolution",
         statement=r"$(I-P)\epsilon^{\rm high}(x_t,t)\approx(I-P)\epsilon_\theta(x_t,t)$ with the low-resolution model applied "
         r"to the large image. On power-law fields with the model applied as a convolution, the approximation is good for "
@@ -481,8 +484,9 @@ register(
 
 # --- C23.7 upsample guidance end to end ---------------------------------------------------------------
 def _check_c237(device) -> CheckResult:
-    result = ug.guidance_experiment({"eta": [1.0]})
-    rows = result["rows"]
+    from diffmath import experiments
+
+    rows = [r for r in experiments.result("upsample-guidance")["rows"] if r["eta"] in (None, 1.0)]
     out = {}
     for s in (2, 4):
         get = lambda method, w=None: next(r for r in rows if r["factor"] == s and r["method"] == method and r["w"] == w)  # noqa: E731
@@ -514,6 +518,7 @@ def _check_c237(device) -> CheckResult:
 register(
     Claim(
         id="C23.7",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="Upsample guidance beats both baselines on the toy, with its optimum near w ≈ 0.2-0.5",
         statement=r"Generating at $2\times$ and $4\times$ the training resolution with the exact low-resolution model, guided "
         r"samples ($w=0.2$) are closer in $W_2$ to the true high-resolution law than the low-resolution model used as it is "
@@ -578,6 +583,7 @@ def _check_c238(device) -> CheckResult:
 register(
     Claim(
         id="C23.8",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="Guidance costs one low-resolution evaluation per guided step: 1/s² extra",
         statement=r"Each guided step adds one evaluation at $(w/s)\times(h/s)$: $1/s^2$ of a high-resolution one (25% at $s=2$), "
         r"and $\eta/s^2$ when only the first fraction $\eta$ of the steps is guided (eq. 11).",
@@ -638,6 +644,7 @@ def _check_c239(device) -> CheckResult:
 register(
     Claim(
         id="C23.9",
+        devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="Pooling does not commute with a nonlinear encoder (the LDM caveat)",
         statement=r"For a nonlinear per-pixel encoder $f$, $\mathcal D f(x)\ne f(\mathcal Dx)$; for $f=\tanh(\gamma\,\cdot)$ the "
         r"relative gap grows like $\gamma^2$ and keeps growing with $\gamma$. So the main term's construction, exact in pixel "

@@ -121,6 +121,15 @@ class CheckResult:
             "measurements": [m.as_dict() for m in self.measurements],
         }
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "CheckResult":
+        """The inverse of :meth:`as_dict` (``passed`` is recomputed from the measurements, never read)."""
+        ms = tuple(
+            Measurement(m["quantity"], m["value"], m["bound"], m.get("relation", "<="), m.get("note", ""))
+            for m in d.get("measurements", [])
+        )
+        return cls(ms, d.get("setting", ""), d.get("device", "cpu"))
+
 
 CheckFn = Callable[[torch.device], CheckResult]
 
@@ -146,12 +155,18 @@ class Claim:
     extension: str = ""
     """For a claim the article gets right and the suite sharpens or generalises: what the article
     says and what is added. Listed on the errata page in its own group."""
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    """The device types the numeric check computes on. A CPU-only check (exact arithmetic, or work too
+    small for a GPU) runs on the CPU whatever device is asked for, and its result records ``cpu``;
+    :func:`verify_claim` checks that a result's device is the one asked for when the claim claims it."""
 
     def __post_init__(self):
         if not _ID.match(self.id):
             raise ValueError(f"claim id must look like 'C<part>.<n>', got {self.id!r}")
         if not isinstance(self.kind, Kind):
             raise ValueError(f"kind must be a diffmath.claims.Kind, got {self.kind!r}")
+        if not self.devices or not set(self.devices) <= {"cpu", "cuda"} or "cpu" not in self.devices:
+            raise ValueError(f"claim {self.id}: devices must include 'cpu' and be among ('cpu', 'cuda'), got {self.devices!r}")
         if self.kind is Kind.DOCUMENTED:
             if self.derive is not None or self.check is not None:
                 raise ValueError(f"claim {self.id} is documented (not checkable): it takes no derivation or check")
@@ -188,6 +203,8 @@ class Outcome:
     check: Optional[CheckResult] = None
     error: Optional[str] = None
     seconds: float = 0.0
+    cached: bool = False
+    """Whether this outcome was read from the ledger cache (computed by an earlier run of the same code)."""
 
     @property
     def passed(self) -> bool:
@@ -228,8 +245,25 @@ class Outcome:
             "check": None if self.check is None else self.check.as_dict(),
             "error": self.error,
             "seconds": round(self.seconds, 3),
+            "cached": self.cached,
             "tests": list(c.tests),
         }
+
+    @classmethod
+    def from_dict(cls, claim: "Claim", d: dict) -> "Outcome":
+        """An outcome rebuilt from :meth:`as_dict` for ``claim`` (statuses are recomputed, never read)."""
+        if d.get("id") != claim.id:
+            raise ValueError(f"outcome of {d.get('id')!r} given for claim {claim.id}")
+        der = d.get("derivation")
+        return cls(
+            claim=claim,
+            derivation_ok=None if der is None else bool(der["passed"]),
+            derivation_failures=list(der["failures"]) if der else [],
+            check=None if d.get("check") is None else CheckResult.from_dict(d["check"]),
+            error=d.get("error"),
+            seconds=float(d.get("seconds", 0.0)),
+            cached=bool(d.get("cached", False)),
+        )
 
 
 _REGISTRY: dict[str, Claim] = {}
@@ -290,8 +324,50 @@ def select(selectors: Iterable[str] = ()) -> list[Claim]:
     return sorted(chosen, key=lambda c: c.sort_key)
 
 
-def verify_claim(claim: Claim, device: torch.device) -> Outcome:
-    """Run a claim's derivation (sympy) and numeric check; exceptions become a failed outcome."""
+LEDGER_NAMESPACE = "ledger"
+
+
+def verify_claim(claim: Claim, device, *, use_cache: bool = True) -> Outcome:
+    """A claim's outcome on ``device``: from the ledger cache (:mod:`diffmath.cache`) when this exact code
+    already verified it there, else computed by :func:`run_claim`.
+
+    Only passing outcomes are cached (keyed by claim id, device and the library's code version), so a
+    failure is always recomputed and any edit of the library recomputes everything. ``use_cache=False``
+    (``diffmath verify --no-cache``, ``DIFFMATH_CACHE=off``) always computes."""
+    from diffmath import cache
+
+    if not use_cache:
+        return run_claim(claim, device)
+    key = {"claim": claim.id, "device": str(torch.device(device)), "code": cache.code_version()}
+    hit = cache.read(LEDGER_NAMESPACE, key)
+    if hit is not None:
+        outcome = Outcome.from_dict(claim, hit)
+        outcome.cached = True
+        return outcome
+    path = cache.entry_path(LEDGER_NAMESPACE, key)
+    if path is None:
+        return run_claim(claim, device)
+    with cache.locked(path):  # another process may be verifying this very claim: wait for it
+        hit = cache.read(LEDGER_NAMESPACE, key)
+        if hit is not None:
+            outcome = Outcome.from_dict(claim, hit)
+            outcome.cached = True
+            return outcome
+        outcome = run_claim(claim, device)
+        if outcome.passed:
+            cache.write(LEDGER_NAMESPACE, key, outcome.as_dict())
+        return outcome
+
+
+def run_claim(claim: Claim, device) -> Outcome:
+    """Run a claim's derivation (sympy) and numeric check; exceptions become a failed outcome.
+
+    A CPU-only claim (``devices == ("cpu",)``) is run on the CPU whatever ``device`` is; otherwise the
+    check's result must say it ran on ``device`` (a result saying ``cpu`` for a cuda request is an error:
+    the claim should declare itself CPU-only)."""
+    device = torch.device(device)
+    if device.type not in claim.devices:
+        device = torch.device("cpu")
     t0 = time.perf_counter()
     outcome = Outcome(claim=claim, derivation_ok=None)
     try:
@@ -301,6 +377,10 @@ def verify_claim(claim: Claim, device: torch.device) -> Outcome:
             outcome.derivation_failures = failures
         if claim.check is not None:
             outcome.check = claim.check(device)
+            ran = torch.device(outcome.check.device).type
+            if ran != device.type:
+                raise ValueError(f"the check was asked to run on {device.type} but says it ran on {ran}; "
+                                 "declare devices=('cpu',) on a CPU-only claim")
     except Exception as exc:  # a crashing check is a failed check, reported with its message
         outcome.error = f"{type(exc).__name__}: {exc}"
     outcome.seconds = time.perf_counter() - t0
