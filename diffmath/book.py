@@ -20,8 +20,9 @@ Command line::
     python -m diffmath.book generate [--book-dir book] [--ledger book/_generated/ledger.json]
     python -m diffmath.book build    [--book-dir book] [--ledger ...] [--no-verify] [--no-strict]
 
-``build`` is what ``scripts/book.sh`` runs: ``diffmath verify -j N`` (outcomes of unchanged code come
-from the ledger cache), then ``generate`` (experiments from their cache), then ``jupyter-book build``
+``build`` is what ``scripts/book.sh`` runs: the experiments (from their cache, or computed), then
+``diffmath verify -j N`` (outcomes of unchanged code come from the ledger cache), then ``generate``,
+then ``jupyter-book build``
 failing on any Sphinx warning — skipped when nothing that goes into the book has changed since the
 last build into the same folder (a stamp of the library's code version, the book's sources, the
 ledger's outcomes and the experiments' results).
@@ -488,6 +489,7 @@ def build(
     book_dir = Path(book_dir) if book_dir is not None else _default_book_dir()
     ledger_path = Path(ledger_path) if ledger_path else book_dir / "_generated" / "ledger.json"
     status = 0
+    write_experiments(book_dir)  # first: the longest computations, which some claims' checks read
     if verify:
         rc = run_verify(ledger_path, select)
         if rc != 0:

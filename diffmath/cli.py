@@ -143,8 +143,10 @@ def _verify_parallel(claims, chosen, device: str, jobs: int, use_cache: bool, re
     threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = multiprocessing.get_context("spawn")
     results: dict[str, object] = {}
+    # claims that read an experiment first: a long experiment then overlaps the other claims
+    order = sorted(chosen, key=lambda c: not c.experiments)
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
-        futures = {pool.submit(_verify_one, c.id, device, use_cache): c for c in chosen}
+        futures = {pool.submit(_verify_one, c.id, device, use_cache): c for c in order}
         done = 0
         for fut in as_completed(futures):
             claim = futures[fut]

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU path of the numeric checks, for a machine with CUDA and PyTorch already installed (no venv,
 # no network): every claim on cuda, the cuda-parametrised tests, and the sampler table on cuda, run
-# side by side. Usage: OUT=/some/folder bash scripts/device_check.sh   (logs and JSON land in $OUT)
+# side by side. The cuda sampler table is the 'sampler-table' experiment on cuda: computed once (claim
+# C21.12 and the benchmark wait for each other on its cache lock), kept in .diffmath-cache.
+# Usage: OUT=/some/folder bash scripts/device_check.sh   (logs and JSON land in $OUT)
 set -u
 OUT=${OUT:-device-check}
 mkdir -p "$OUT"

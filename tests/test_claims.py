@@ -47,6 +47,21 @@ def test_device_declarations_match_the_checks():
             assert "device=str(device)" in src, c.id
 
 
+def test_declared_experiments_exist_and_are_read():
+    """A claim's ``experiments`` name registered experiments, and its check's source reads each of them."""
+    import inspect
+
+    from diffmath import experiments
+
+    names = {e.name for e in experiments.all_experiments()}
+    for c in CLAIMS:
+        src = inspect.getsource(c.check) if c.check else ""
+        assert set(c.experiments) <= names, c.id
+        for name in c.experiments:
+            assert f'"{name}"' in src, (c.id, name)
+        assert ("experiments.result(" in src) == bool(c.experiments), c.id
+
+
 def test_slow_set_names_real_claims():
     assert SLOW <= {c.id for c in CLAIMS}
 

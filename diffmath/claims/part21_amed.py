@@ -201,6 +201,7 @@ def _check_c2112(device) -> CheckResult:
 register(
     Claim(
         id="C21.12",
+        experiments=("sampler-table",),
         title="At very small budgets DDIM beats second-order single-step methods, and AMED beats DDIM",
         statement=r"At NFE $\le5$ Euler (DDIM) has a smaller error than Heun and DPM-Solver-2, whose $O(h^2)$ "
         r"local error means nothing at such steps; AMED-Solver and AMED-Plugin are the most accurate at small NFE.",

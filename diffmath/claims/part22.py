@@ -536,6 +536,7 @@ def _check_c228(device) -> CheckResult:
 register(
     Claim(
         id="C22.8",
+        experiments=("resolution-shift",),
         devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="With the shift, the low-resolution content keeps its quality across resolutions; the fine detail does not",
         statement=r"Sampling the same power-law field at $16^2$, $32^2$ and $64^2$ with a schedule tuned at $16^2$: shifted by "

@@ -518,6 +518,7 @@ def _check_c237(device) -> CheckResult:
 register(
     Claim(
         id="C23.7",
+        experiments=("upsample-guidance",),
         devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="Upsample guidance beats both baselines on the toy, with its optimum near w ≈ 0.2-0.5",
         statement=r"Generating at $2\times$ and $4\times$ the training resolution with the exact low-resolution model, guided "

@@ -155,6 +155,9 @@ class Claim:
     extension: str = ""
     """For a claim the article gets right and the suite sharpens or generalises: what the article
     says and what is added. Listed on the errata page in its own group."""
+    experiments: tuple[str, ...] = ()
+    """Names of the :mod:`diffmath.experiments` whose results the check reads (computed once, cached);
+    ``diffmath verify -j`` starts these claims first, so that long experiments overlap the rest."""
     devices: tuple[str, ...] = ("cpu", "cuda")
     """The device types the numeric check computes on. A CPU-only check (exact arithmetic, or work too
     small for a GPU) runs on the CPU whatever device is asked for, and its result records ``cpu``;
