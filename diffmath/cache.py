@@ -144,12 +144,16 @@ def locked(path: Path):
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def cached(namespace: str, key_obj, compute: Callable[[], object], *, refresh: bool = False) -> tuple[object, bool]:
+def cached(
+    namespace: str, key_obj, compute: Callable[[], object], *, refresh: bool = False,
+    keep: Optional[Callable[[object], bool]] = None,
+) -> tuple[object, bool]:
     """``(value, hit)``: the cached value of ``key_obj``, else ``compute()`` stored under it.
 
-    Under the entry's lock, so concurrent callers compute once. ``refresh`` recomputes and overwrites.
-    The value must be JSON-able (it is stored as JSON, and returned as read back, so a cache hit and a
-    miss give equal values)."""
+    Under the entry's lock, so concurrent callers compute once. ``refresh`` recomputes and overwrites;
+    ``keep(value)`` false leaves a computed value out of the cache (e.g. a failed check). The value
+    must be JSON-able (it is stored as JSON, and returned as read back, so a cache hit and a miss give
+    equal values)."""
     path = entry_path(namespace, key_obj)
     if path is None:
         return compute(), False
@@ -158,14 +162,23 @@ def cached(namespace: str, key_obj, compute: Callable[[], object], *, refresh: b
         value = _read(path, key)
         if value is not None:
             return value, True
-    with locked(path):
+    try:
+        lock = locked(path)
+        lock.__enter__()
+    except OSError as exc:  # a read-only or missing folder: compute, say so, keep nothing
+        print(f"[diffmath cache] cannot use {path.parent} ({exc}); computing without caching", file=sys.stderr, flush=True)
+        return json.loads(json.dumps(compute())), False
+    try:
         if not refresh and path.is_file():  # someone else computed it while we waited
             value = _read(path, key)
             if value is not None:
                 return value, True
         value = compute()
-        write(namespace, key_obj, value)
+        if keep is None or keep(value):
+            write(namespace, key_obj, value)
         return json.loads(json.dumps(value)), False
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def clear(namespace: Optional[str] = None) -> int:

@@ -85,3 +85,11 @@ def test_clear(root):
     cache.cached("other", {"a": 1}, lambda: 1)
     assert cache.clear("ns") >= 1 and cache.read("ns", {"a": 1}) is None and cache.read("other", {"a": 1}) == 1
     assert cache.clear() >= 1 and cache.read("other", {"a": 1}) is None
+
+
+def test_an_unwritable_cache_computes_and_says_so(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DIFFMATH_CACHE", str(blocker / "sub"))
+    assert cache.cached("ns", {"a": 1}, lambda: {"v": 1}) == ({"v": 1}, False)
+    assert "computing without caching" in capsys.readouterr().err

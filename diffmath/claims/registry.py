@@ -342,24 +342,12 @@ def verify_claim(claim: Claim, device, *, use_cache: bool = True) -> Outcome:
     if not use_cache:
         return run_claim(claim, device)
     key = {"claim": claim.id, "device": str(torch.device(device)), "code": cache.code_version()}
-    hit = cache.read(LEDGER_NAMESPACE, key)
-    if hit is not None:
-        outcome = Outcome.from_dict(claim, hit)
-        outcome.cached = True
-        return outcome
-    path = cache.entry_path(LEDGER_NAMESPACE, key)
-    if path is None:
-        return run_claim(claim, device)
-    with cache.locked(path):  # another process may be verifying this very claim: wait for it
-        hit = cache.read(LEDGER_NAMESPACE, key)
-        if hit is not None:
-            outcome = Outcome.from_dict(claim, hit)
-            outcome.cached = True
-            return outcome
-        outcome = run_claim(claim, device)
-        if outcome.passed:
-            cache.write(LEDGER_NAMESPACE, key, outcome.as_dict())
-        return outcome
+    value, hit = cache.cached(
+        LEDGER_NAMESPACE, key, lambda: run_claim(claim, device).as_dict(), keep=lambda d: bool(d["passed"])
+    )
+    outcome = Outcome.from_dict(claim, value)
+    outcome.cached = hit
+    return outcome
 
 
 def run_claim(claim: Claim, device) -> Outcome:
