@@ -16,6 +16,7 @@ Command line: ``diffmath experiments list | run [NAME ...] [--device DEV] | clea
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -61,7 +62,7 @@ def register(exp: Experiment) -> Experiment:
 
 def all_experiments() -> list[Experiment]:
     _load()
-    return [ _REGISTRY[n] for n in sorted(_REGISTRY)]
+    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
 
 
 def get(name: str) -> Experiment:
@@ -109,8 +110,6 @@ def clear(names=()) -> int:
         folder = None if root is None else root / NAMESPACE
         if folder is None or not folder.is_dir():
             continue
-        import json
-
         for f in folder.glob("*.json"):
             try:
                 if json.loads(f.read_text()).get("fingerprint", {}).get("experiment") == name:
