@@ -155,7 +155,7 @@ def sample_dpm_solver_2(
     denoiser: Denoiser, x, sigmas, *, extra_args: Optional[dict] = None, callback: Callback = None,
     r: float = 0.5, afs: bool = False, require_zero: bool = True,
 ) -> torch.Tensor:
-    r"""DPM-Solver-2 (Lu et al. 2022, Alg. 1 with data prediction; k-diffusion's ``sample_dpm_2``):
+    r"""DPM-Solver-2 (Lu et al. 2022, Alg. 1, the noise-prediction form, as claim C21.4 derives; k-diffusion's ``sample_dpm_2``):
     a midpoint step in :math:`\log\sigma` (article 21's geometric midpoint).
 
     :math:`\sigma_m = \sigma_i^{1-r}\sigma_{i+1}^{r}`, :math:`\bar x = x_i + (\sigma_m-\sigma_i)d_i`,
@@ -257,7 +257,8 @@ def sample_ipndm(
     grid, as iPNDM does: on a non-uniform grid they are only second-order accurate (the weights
     ignore the changing step). The step to :math:`\sigma=0` is Euler (lower order final), as in every
     sampler here. ``variable_step=True`` uses the exact variable-step weights
-    :math:`c_j = \frac1h\int L_j` (diff-sampler's ``ipndm_v``), order ``max_order``. One evaluation per step.
+    :math:`c_j = \frac1h\int L_j`, order ``max_order`` (not quite diff-sampler's ``ipndm_v``, whose order-3
+    weights differ). One evaluation per step.
     """
     if max_order not in (1, 2, 3, 4):
         raise ValueError(f"max_order must be 1, 2, 3 or 4, got {max_order}")
@@ -281,7 +282,7 @@ def sample_ipndm(
 
 
 def sample_ipndm_v(denoiser: Denoiser, x, sigmas, **options) -> torch.Tensor:  # extra_args, callback: as sample_ipndm
-    """:func:`sample_ipndm` with ``variable_step=True`` (diff-sampler's ``ipndm_v``)."""
+    """:func:`sample_ipndm` with ``variable_step=True``: the exact variable-step Adams–Bashforth weights."""
     return sample_ipndm(denoiser, x, sigmas, variable_step=True, **options)
 
 

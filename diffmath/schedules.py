@@ -12,8 +12,9 @@ Notation clashes (see the book's notation chapter):
   ``alphas_cumprod``.
 * dpm-solver's :math:`\alpha_t` is our :math:`\alpha` but its :math:`\lambda_t` is *half* our log-SNR.
 * EDM works with :math:`x/\alpha` and :math:`\sigma_{\rm EDM} = \sigma/\alpha` (:meth:`Schedule.edm_sigma`).
-* Articles 17, 19 and 20 use the rectified-flow line; article 17 has data at :math:`t=0` (as here),
-  19 and 20 put noise at :math:`t = 0` and data at :math:`t = 1` (use ``1 - t``).
+* Articles 17 and 20 use the rectified-flow line; article 17 has data at :math:`t=0` (as here),
+  20 puts noise at :math:`t = 0` and data at :math:`t = 1` (use ``1 - t``). Article 19's flow is a
+  gradient flow from the generator's law, not a noising path; it shares only that time direction.
 """
 
 from __future__ import annotations
@@ -273,7 +274,7 @@ class EDM(Schedule):
 class RectifiedFlow(Schedule):
     r"""The straight line of rectified flow (Liu et al. 2022): :math:`\alpha = 1 - t`, :math:`\sigma = t`.
 
-    Data at :math:`t = 0` (article 17's convention); articles 19 and 20 run it the other way.
+    Data at :math:`t = 0` (article 17's convention); article 20 runs it the other way (noise at 0).
     """
 
     family = "rf"

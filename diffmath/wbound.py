@@ -16,7 +16,7 @@ Two toys where everything is exact:
 * :class:`MixtureGaussianModel` — 1-D Gaussian-mixture data and the same kind of Gaussian-score
   model. The model sampler is affine, so its output is again a mixture and the true
   :math:`\mathcal W_2` is a 1-D quadrature (:func:`diffmath.wasserstein.w2_1d_mixtures`); the score gap is
-  a Gauss–Hermite sum over the mixture's components.
+  a trapezoid-rule integral against the diffused density (:meth:`MixtureGaussianModel.score_gap`).
 
 Plus the quantities of the SDE discussion (article (24)–(26)): :func:`ot_obstruction` (the term
 (26) under the optimal coupling of two Gaussians, :math:`\operatorname{tr}(A+A^{-1}-2I)`) and

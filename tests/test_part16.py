@@ -152,7 +152,8 @@ def test_running_example_bounds():
 
 
 def test_score_gap_quadrature_matches_trapezoid():
-    """Gauss-Hermite expectations under p_t against a fine trapezoid rule on the diffused density."""
+    """The library's expectations under p_t (a trapezoid rule on a component-adapted grid, its density
+    written independently) against a much finer trapezoid rule on the library's diffused density."""
     model = wb.standard_example()
     xs = torch.linspace(-15, 15, 60_001, dtype=F64)
     for t in (0.0, 0.01, 0.3, 1.0):
@@ -320,3 +321,15 @@ def test_wbound_bad_inputs_raise():
         wb.obstruction_samples([0.0, 0.0], torch.eye(2), [0.0, 0.0], torch.eye(2), 10, coupling="rotation", rotation=2 * torch.eye(2))
     with pytest.raises(ValueError, match="sigma_t > 0"):
         wb.standard_example().csm_gap([0.0])
+
+
+def test_chapter_sentence_on_the_literal_bound():
+    """book/w-distance-bound.md: on the counterexample the literal bound grows with T but stays below
+    delta/K, while the exact W2 grows like e^{KT} (the ratio between T = 2 and T = 3 is close to e^K)."""
+    from diffmath.claims import part16
+
+    K, d = part16.K_CE, part16.DELTA_CE
+    vals = [part16.counterexample_values(K, T, d) for T in (0.1, 1.0, 2.0, 3.0)]
+    lit = [v["literal"] for v in vals]
+    assert all(a < b for a, b in zip(lit, lit[1:])) and max(lit) < d / K
+    assert vals[3]["w2"] / vals[2]["w2"] == pytest.approx(math.exp(K), rel=0.05)

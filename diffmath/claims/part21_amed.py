@@ -203,8 +203,8 @@ register(
         id="C21.12",
         experiments=("sampler-table",),
         title="At very small budgets DDIM beats second-order single-step methods, and AMED beats DDIM",
-        statement=r"At NFE $\le5$ Euler (DDIM) has a smaller error than Heun and DPM-Solver-2, whose $O(h^2)$ "
-        r"local error means nothing at such steps; AMED-Solver and AMED-Plugin are the most accurate at small NFE.",
+        statement=r"At NFE $\le5$ Euler (DDIM) has a smaller error than Heun and DPM-Solver-2, whose second order "
+        r"(global error $O(h^2)$) means nothing at such steps; AMED-Solver and AMED-Plugin are the most accurate at small NFE.",
         source=Source(part=21, note="the article's reading of the AMED paper's Table 2", paper="zhou2024amed"),
         kind=Kind.EMPIRICAL,
         chapter=CHAPTER,
