@@ -632,7 +632,7 @@ def _check_c164(device: torch.device) -> CheckResult:
 register(
     Claim(
         id="C16.4",
-        erratum=r"The article says substituting the two ODE fields into its lemma gives (1). It gives (1) with $\tfrac12g_t^2$ in place of $g_t^2$ (twice as tight for the ODE sampler), and the Lipschitz-type constant must be the backward one; with the direction of (10) the bound fails on the running example (the check's measurements show the literal bound below the true $\mathcal W_2$).",
+        extension=r"The article substitutes the two ODE fields into its lemma (20) and says this gives (1). It does — and more: the ODE sampler obeys (1) with $\tfrac12g_t^2$ in place of $g_t^2$, a bound twice as tight, which implies the stated one. Both need the backward one-sided constant of the model field (the sign issue of C16.3): with the direction of (10) the bound fails on the running example (the check's measurements show the literal-sign bound below the true $\mathcal W_2$).",
         title="The ODE sampler's bound has coefficient ½g², with the backward constant of the model field",
         statement=r"For the probability-flow sampler, $\mathcal W_2[p_0,q_0]\le\int_0^T\tfrac12g_t^2I_t\big(\mathbb E_{p_t}"
         r"\|\nabla\log p_t-s_\theta(\cdot,t)\|^2\big)^{1/2}dt+I_T\,\mathcal W_2[p_T,q_T]$, where $I_t=\exp\int_0^tL_s\,ds$ "
@@ -938,7 +938,6 @@ def _check_c167(device: torch.device) -> CheckResult:
 register(
     Claim(
         id="C16.7",
-        erratum=r"In (25) the extra term of $-\tfrac{d}{dt}\tilde{\mathcal W}^2$ carries $g_t^2$, not $\tfrac12g_t^2$ (the sign argument is unaffected); (26) holds under the optimal coupling and can fail under the synchronous one in $d\ge2$.",
         title="The SDE obstruction (26): nonnegative under the optimal coupling, not under the synchronous one",
         statement=r"For Gaussians $p=\mathcal N(m_1,S_1)$, $q=\mathcal N(m_2,S_2)$ coupled by the optimal map "
         r"$y=m_2+A(x-m_1)$, $\mathbb E\big[(x-y)\cdot(\nabla\log p(x)-\nabla\log q(y))\big]=\operatorname{tr}(A+A^{-1}-2I)"

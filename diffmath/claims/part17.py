@@ -230,7 +230,7 @@ def _check_c172(device) -> CheckResult:
 register(
     Claim(
         id="C17.2",
-        erratum=r"The first-order argument (12)-(16) also needs a well-posed ODE (a locally Lipschitz field with linear growth); near-degenerate data makes the field stiff at the data end (C17.9). The article also cites part 15 as '(十四)（中）'.",
+        erratum=r"The first-order argument (12)-(16) also needs a well-posed ODE (a locally Lipschitz field with linear growth); near-degenerate data makes the field stiff at the data end (C17.9).",
         title="The ReFlow ODE preserves the interpolation's marginals",
         statement=r"Let $\rho_t$ be the law of $x_t=\varphi_t(x_0,x_1)$. The exact velocity $v^*$ of C17.1 solves the "
         r"continuity equation (11), $\partial_t\rho_t+\nabla\cdot(\rho_tv^*)=0$, so the ODE (16) "
@@ -250,7 +250,8 @@ register(
         r"linear growth), which is the content of the marginal-preserving theorem of {cite:t}`liu2023rectified`. For "
         r"mixture data with positive-definite covariances $v^*$ is smooth on all of $[0,1]$, so the check runs the ODE to "
         r"$t=0$ itself. For data concentrated on points or a low-dimensional set the Jacobian of $v^*$ blows up as "
-        r"$t\to0$ (the data end), and numerical solvers must stop at some $t=\delta>0$.",
+        r"$t\to0$ (the data end), and numerical solvers must stop at some $t=\delta>0$. (A bibliographic note, not an "
+        r"erratum: the article cites part 15 of the series as '(十四)（中）'.)",
     )
 )
 
@@ -443,7 +444,7 @@ def _check_c175(device) -> CheckResult:
 register(
     Claim(
         id="C17.5",
-        erratum=r"The article assumes the interpolation can be inverted for the noise and that data and noise are drawn independently; neither is needed (the marginals are preserved for correlated and deterministic couplings).",
+        extension=r"The article (section on the general construction) assumes the interpolation can be inverted for the noise and that data and noise are drawn independently. Its conclusion holds without either: the marginals are preserved for correlated and even deterministic couplings, which is what lets ReFlow retrain on its own couplings (C17.6).",
         title="Neither invertibility in the noise nor independence is needed",
         statement=r"C17.1 and C17.2 hold for any coupling $(x_0,x_1)\in\Pi(p_0,p_1)$, independent or not, and any "
         r"interpolant: the step from (13) to (14) is the tower property "

@@ -404,7 +404,7 @@ def _check_c185(device) -> CheckResult:
 register(
     Claim(
         id="C18.5",
-        erratum=r"A reply in the article's comments (2024-09-20) says SM and CSM are equivalent only as the batch size grows. That is true of the plug-in estimator (3) and of variance, not of the bias of the CSM gradient, which is unbiased for $\nabla_\theta L_{SM}$ with a batch of one.",
+        extension=r"Article 18 (the discussion after the equivalence, and a reply in its comments of 2024-09-20) says that the two objectives, equal as expectations, are different statistics, equivalent exactly only as the number of sampled points grows. That is right of the plug-in estimator (3) of the score and of the variance of any estimator. The suite sharpens it: the CSM gradient is an unbiased estimate of $\nabla_\theta L_{SM}$ already with a batch of one, so for the gradient no large batch is needed.",
         title="What is biased and what is not",
         statement=r"(i) The plug-in score from (3) with $N$ draws of $x_0$ is biased, with bias "
         r"$c/N+O(N^{-2})$ (delta method for a ratio of means). (ii) The per-sample CSM loss is unbiased for "

@@ -482,8 +482,8 @@ def _check_c196(device) -> CheckResult:
 register(
     Claim(
         id="C19.6",
+        extension=r"The article shows that one gradient step on (8) at $\theta_t$ is one on (11). The suite adds what happens when (8) is solved to optimality, as its wording suggests: a Gauss–Newton step, equal to the gradient step only when $\mathbb E[J^\top J]\propto I$ (a factor $\sigma_t^2$ apart for a log-scale parametrisation), and equal to the exact gradient flow for the affine Gaussian generator.",
         devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
-        erratum=r"Solving (8) to optimality is a Gauss-Newton step, equal to a gradient step on (11) only when $\mathbb E[J^\top J]\propto I$ (a factor $\sigma_t^2$ for a log-scale parametrisation).",
         title="The minimiser of (8) is a Gauss–Newton step; for the affine Gaussian generator it is the gradient flow",
         statement=r"The argmin of (8) is $\theta_t+\epsilon\,\mathbb E[J^\top J]^{-1}\mathbb E[J^\top\nabla D]$ (exactly when "
         r"$g_\theta$ is linear in $\theta$), not a gradient step on (11) unless $\mathbb E[J^\top J]\propto I$. For "
@@ -549,6 +549,7 @@ def _check_c197(device) -> CheckResult:
 register(
     Claim(
         id="C19.7",
+        erratum=r"The article (section on MonoFlow's objection) calls the textbook plug-in-$D^*$ derivation inconsistent with alternating training and illustrates it with the generator loss $-D$. For that very loss the two gradients coincide exactly (the extra term has mean zero); the objection is right for other losses, e.g. the non-saturating one.",
         devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
         title="For the loss −D, alternating training and the plug-in argument give the same gradient",
         statement=r"With $D=D^*_\theta=\log(p/q_\theta)$, $\nabla_\theta\mathrm{KL}(q_\theta\|p)=-\mathbb E_z[J_\theta^\top\nabla D^*(g_\theta(z))]$, "
@@ -818,8 +819,8 @@ def _check_c1911(device) -> CheckResult:
 register(
     Claim(
         id="C19.11",
+        extension=r"The article states $q_t\to p$ as $t\to\infty$ without conditions; that is right for smooth positive targets. The suite quantifies the rate: it is set by a functional inequality of $p$, and for two modes at distance $2a$ the time needed grows like $e^{ca^2}$.",
         devices=("cpu",),  # exact or tiny: runs on the CPU whatever device is asked for
-        erratum=r"The article states $q_t\to p$ without conditions; for separated modes the time needed grows like $e^{ca^2}$.",
         title="For well-separated modes the flow converges exponentially slowly",
         statement=r"For $p=\tfrac12\mathcal N(-a,1)+\tfrac12\mathcal N(a,1)$ the relaxation rate of (1) (the spectral gap of the "
         r"Langevin generator, which sets the asymptotic decay of $\mathrm{KL}(q_t\|p)$) falls from 1 at $a=0$ to "
