@@ -61,10 +61,13 @@ def as_tensor(
     return t
 
 
-def noise_level(value, name: str, *, like: torch.Tensor, batch_shape: torch.Size, positive: bool) -> torch.Tensor:
+def noise_level(
+    value, name: str, *, like: torch.Tensor, batch_shape: torch.Size, positive: bool, trailing: int = 1
+) -> torch.Tensor:
     """A noise coefficient (alpha or sigma): a number, or a tensor of ``batch_shape``.
 
-    Returns a tensor that broadcasts against ``(*batch_shape, d)`` (a trailing unit axis).
+    Returns a tensor that broadcasts against ``(*batch_shape, <trailing axes>)``: ``trailing`` unit
+    axes are appended (1 for points ``(..., d)``, 3 for images ``(..., C, H, W)``).
     ``positive`` asks for > 0, otherwise >= 0 is required.
     """
     t = as_tensor(value, name, dtype=like.dtype, device=like.device)
@@ -76,7 +79,29 @@ def noise_level(value, name: str, *, like: torch.Tensor, batch_shape: torch.Size
         raise ValueError(f"{name} must be > 0, got min {t.min().item():.6g}")
     if not positive and (t < 0).any():
         raise ValueError(f"{name} must be >= 0, got min {t.min().item():.6g}")
-    return t.unsqueeze(-1) if t.ndim > 0 else t
+    return t.reshape(*t.shape, *([1] * trailing)) if t.ndim > 0 else t
+
+
+def diffusion_levels(alpha, sigma, *, dtype: torch.dtype, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scalar ``(alpha, sigma)`` of a diffused law: 0-d tensors, both >= 0 and not both 0."""
+    a = as_tensor(alpha, "alpha", dtype=dtype, device=device)
+    s = as_tensor(sigma, "sigma", dtype=dtype, device=device)
+    if a.ndim != 0 or s.ndim != 0:
+        raise ValueError("diffuse takes scalar alpha and sigma (use denoise/score_at for per-point levels)")
+    if a < 0:
+        raise ValueError(f"alpha must be >= 0, got {a.item():.6g}")
+    if s < 0:
+        raise ValueError(f"sigma must be >= 0, got {s.item():.6g}")
+    if a == 0 and s == 0:
+        raise ValueError("alpha and sigma cannot both be 0 (the law would be a point mass)")
+    return a, s
+
+
+def count(n, name: str = "n") -> int:
+    """A nonnegative integer (a number of samples)."""
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or int(n) != n or n < 0:
+        raise ValueError(f"{name} must be a nonnegative integer, got {n!r}")
+    return int(n)
 
 
 def points(x, name: str, *, d: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

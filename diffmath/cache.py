@@ -163,12 +163,12 @@ def cached(
         if value is not None:
             return value, True
     try:
-        lock = locked(path)
-        lock.__enter__()
-    except OSError as exc:  # a read-only or missing folder: compute, say so, keep nothing
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".lock").touch()
+    except OSError as exc:  # a read-only or unusable folder: compute, say so, keep nothing
         print(f"[diffmath cache] cannot use {path.parent} ({exc}); computing without caching", file=sys.stderr, flush=True)
         return json.loads(json.dumps(compute())), False
-    try:
+    with locked(path):
         if not refresh and path.is_file():  # someone else computed it while we waited
             value = _read(path, key)
             if value is not None:
@@ -177,8 +177,6 @@ def cached(
         if keep is None or keep(value):
             write(namespace, key_obj, value)
         return json.loads(json.dumps(value)), False
-    finally:
-        lock.__exit__(None, None, None)
 
 
 def clear(namespace: Optional[str] = None) -> int:

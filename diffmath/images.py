@@ -46,11 +46,9 @@ from typing import Optional, Sequence
 
 import torch
 
-from diffmath._validation import as_tensor
+from diffmath._validation import as_tensor, count, diffusion_levels, noise_level, symmetric_tolerance
 from diffmath.resolution import check_factor
 from diffmath.resolution import pool as _pool
-
-_REAL_TOL = {torch.float64: 1e-10, torch.float32: 1e-4}
 
 
 def _complex(dtype: torch.dtype) -> torch.dtype:
@@ -232,18 +230,6 @@ def multiplier_blocks(g: torch.Tensor, s: int) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------
 
 
-def _levels(value, name: str, batch: torch.Size, like: torch.Tensor, extra: int, positive: bool) -> torch.Tensor:
-    """A noise level: a number, or a tensor of the batch shape; returned broadcastable over ``extra`` axes."""
-    t = as_tensor(value, name, dtype=like.dtype, device=like.device)
-    if t.ndim > 0 and tuple(t.shape) != tuple(batch):
-        raise ValueError(f"{name} must be a number or have the batch shape {tuple(batch)}, got shape {tuple(t.shape)}")
-    if positive and (t <= 0).any():
-        raise ValueError(f"{name} must be > 0, got min {t.min().item():.6g}")
-    if not positive and (t < 0).any():
-        raise ValueError(f"{name} must be >= 0, got min {t.min().item():.6g}")
-    return t.reshape(*t.shape, *([1] * extra)) if t.ndim > 0 else t
-
-
 class GaussianImage:
     r"""A Gaussian image law :math:`\mathcal N(\mu, \Sigma)` on ``(C, H, W)`` with :math:`\Sigma` diagonal
     in a fast basis (see the module docstring). Build one with :meth:`stationary`,
@@ -260,7 +246,7 @@ class GaussianImage:
         if tuple(lam.shape) != tuple(basis.spec_shape):
             raise ValueError(f"eigenvalues must have shape {basis.spec_shape}, got {tuple(lam.shape)}")
         if allow_singular:
-            floor = -_REAL_TOL.get(lam.dtype, 1e-10) * lam.abs().max().item()
+            floor = -symmetric_tolerance(lam.dtype) * lam.abs().max().item()
             if (lam < floor).any():
                 raise ValueError(f"eigenvalues must be >= 0, got min {lam.min().item():.6g}")
             lam = lam.clamp_min(0)
@@ -283,7 +269,7 @@ class GaussianImage:
             raise ValueError(f"spectrum must have shape (H, W), got {tuple(S.shape)}")
         H, W = S.shape
         flipped = torch.roll(torch.flip(S, (0, 1)), shifts=(1, 1), dims=(0, 1))  # S(-f)
-        tol = _REAL_TOL.get(S.dtype, 1e-10) * S.abs().max().item()
+        tol = symmetric_tolerance(S.dtype) * S.abs().max().item()
         if (S - flipped).abs().max().item() > tol:
             raise ValueError("spectrum must be symmetric, S(f) = S(-f), for a real-valued law")
         return cls(_mean_image(mean, channels, H, W, S), FourierBasis(H, W), S)
@@ -306,7 +292,7 @@ class GaussianImage:
         if n != s * s:
             raise ValueError(f"M's blocks must be {s * s} x {s * s} for s = {s}, got {n} x {n}")
         scale = M.abs().max().item()
-        tol = _REAL_TOL.get(M.real.dtype, 1e-10) * max(scale, 1e-300)
+        tol = symmetric_tolerance(M.real.dtype) * max(scale, 1e-300)
         if (M - M.conj().transpose(-1, -2)).abs().max().item() > tol:
             raise ValueError("M must be Hermitian in each block")
         neg = torch.roll(torch.flip(M, (0, 1)), shifts=(1, 1), dims=(0, 1))  # M(-k)
@@ -409,7 +395,7 @@ class GaussianImage:
     def diffuse(self, alpha, sigma) -> "GaussianImage":
         r"""The law of :math:`\alpha x_0 + \sigma\varepsilon`: mean :math:`\alpha\mu`, eigenvalues
         :math:`\alpha^2\lambda + \sigma^2` (numbers, :math:`\alpha\ge0`, :math:`\sigma\ge0`, not both 0)."""
-        a, s = _scalar_levels(alpha, sigma, self.dtype)
+        a, s = (v.item() for v in diffusion_levels(alpha, sigma, dtype=self.dtype))
         return GaussianImage(a * self.mean, self.basis, a * a * self.eigenvalues + s * s, allow_singular=s == 0)
 
     def pool(self, s: int) -> "GaussianImage":
@@ -444,8 +430,8 @@ class GaussianImage:
     def _levels(self, x, alpha, sigma, positive_sigma: bool):
         """Validated levels: broadcastable over the image axes, and over the spectral axes."""
         batch = x.shape[:-3]
-        a = _levels(alpha, "alpha", batch, x, 3, positive=False)
-        s = _levels(sigma, "sigma", batch, x, 3, positive=positive_sigma)
+        a = noise_level(alpha, "alpha", like=x, batch_shape=batch, positive=False, trailing=3)
+        s = noise_level(sigma, "sigma", like=x, batch_shape=batch, positive=positive_sigma, trailing=3)
         if not positive_sigma and bool(((a == 0) & (s == 0)).any()):
             raise ValueError("alpha and sigma cannot both be 0")
         extra = len(self.basis.spec_shape) - 2  # spectral axes beyond the image's two
@@ -502,7 +488,7 @@ class GaussianImage:
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         r"""``n`` draws :math:`\mu + \Sigma^{1/2}z`, shape ``(n, C, H, W)``."""
-        n = _count(n)
+        n = count(n)
         z = torch.randn(n, *self.shape, dtype=self.dtype, device=self.device, generator=generator)
         return self.mean + self.basis.image(self.eigenvalues.sqrt() * self.basis.coeffs(z))
 
@@ -524,25 +510,6 @@ def _mean_image(mean, channels: int, H: int, W: int, like: torch.Tensor) -> torc
     if m.ndim == 3 and tuple(m.shape[-2:]) == (H, W):
         return m.clone()
     raise ValueError(f"mean must be a number, an (H, W) or a (C, H, W) image with H, W = {H}, {W}; got {tuple(m.shape)}")
-
-
-def _scalar_levels(alpha, sigma, dtype) -> tuple[float, float]:
-    a = as_tensor(alpha, "alpha", dtype=dtype)
-    s = as_tensor(sigma, "sigma", dtype=dtype)
-    if a.ndim or s.ndim:
-        raise ValueError("diffuse takes scalar alpha and sigma (use denoise/score_at for per-image levels)")
-    a, s = a.item(), s.item()
-    if a < 0 or s < 0:
-        raise ValueError(f"alpha and sigma must be >= 0, got {a:.6g}, {s:.6g}")
-    if a == 0 and s == 0:
-        raise ValueError("alpha and sigma cannot both be 0")
-    return a, s
-
-
-def _count(n) -> int:
-    if isinstance(n, bool) or int(n) != n or n < 0:
-        raise ValueError(f"n must be a nonnegative integer, got {n!r}")
-    return int(n)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -683,7 +650,7 @@ class ImageMixture:
         return means + self._combine(r, parts, shared)
 
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        n = _count(n)
+        n = count(n)
         comp = torch.multinomial(self.weights, n, replacement=True, generator=generator) if n else torch.zeros(0, dtype=torch.long)
         out = torch.empty(n, *self.shape, dtype=self.dtype, device=self.device)
         for k, c in enumerate(self.components):

@@ -32,7 +32,7 @@ from typing import Optional
 
 import torch
 
-from diffmath._validation import as_tensor, common_dtype_device, noise_level, points, spd_eigh
+from diffmath._validation import as_tensor, common_dtype_device, count, diffusion_levels, noise_level, points, spd_eigh
 
 _CHUNK_ELEMENTS = 1 << 20  # elements of one (chunk, K, d) intermediate: small enough to stay in cache
 
@@ -190,16 +190,7 @@ class GaussianMixture:
 
         ``alpha`` and ``sigma`` are numbers (or 0-d tensors), both >= 0 and not both 0.
         """
-        a = as_tensor(alpha, "alpha", dtype=self.dtype, device=self.device)
-        s = as_tensor(sigma, "sigma", dtype=self.dtype, device=self.device)
-        if a.ndim != 0 or s.ndim != 0:
-            raise ValueError("diffuse takes scalar alpha and sigma (use denoise/score_at for per-point levels)")
-        if a < 0:
-            raise ValueError(f"alpha must be >= 0, got {a.item():.6g}")
-        if s < 0:
-            raise ValueError(f"sigma must be >= 0, got {s.item():.6g}")
-        if a == 0 and s == 0:
-            raise ValueError("alpha and sigma cannot both be 0 (the law would be a point mass)")
+        a, s = diffusion_levels(alpha, sigma, dtype=self.dtype, device=self.device)
         return self._from_parts(
             self.weights, a * self.means, a**2 * self.eigenvalues + s**2, self.eigenvectors, self.cov_type
         )
@@ -407,9 +398,7 @@ class GaussianMixture:
     # -- sampling --------------------------------------------------------------------------------
     def sample(self, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """``n`` independent draws, shape (n, d). ``generator`` must live on the mixture's device."""
-        if isinstance(n, bool) or int(n) != n or n < 0:
-            raise ValueError(f"n must be a nonnegative integer, got {n!r}")
-        n = int(n)
+        n = count(n)
         if generator is not None and torch.device(generator.device).type != self.device.type:
             raise ValueError(f"generator is on {generator.device}, the mixture on {self.device}")
         out = torch.empty(n, self.dim, dtype=self.dtype, device=self.device)

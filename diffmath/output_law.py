@@ -29,6 +29,7 @@ import torch
 
 from diffmath.images import GaussianImage, polyphase
 from diffmath.resolution import check_factor
+from diffmath.wasserstein import sqrtm_psd
 
 
 def affine_output_law(run: Callable[[torch.Tensor], torch.Tensor], law_T: GaussianImage, s: int = 1) -> GaussianImage:
@@ -84,11 +85,6 @@ def sampler_law(law: GaussianImage, schedule, sampler: str, n: int, s: int = 1, 
     return affine_output_law(run, law.diffuse(1.0, sigmas[0].item()), s)
 
 
-def _sqrtm_psd(M: torch.Tensor) -> torch.Tensor:
-    lam, V = torch.linalg.eigh(M)
-    return (V * lam.clamp_min(0).sqrt().to(V.dtype)[..., None, :]) @ V.conj().transpose(-1, -2)
-
-
 def _common_factor(p: GaussianImage, q: GaussianImage) -> int:
     sp, sq = p.basis.s, q.basis.s
     return sp * sq // math.gcd(sp, sq)
@@ -100,7 +96,7 @@ def w2(p: GaussianImage, q: GaussianImage) -> float:
         raise ValueError(f"the laws must have one shape, got {p.shape} and {q.shape}")
     s = _common_factor(p, q)
     M1, M2 = p.blocks(s), q.blocks(s)
-    r1 = _sqrtm_psd(M1)
+    r1 = sqrtm_psd(M1)  # the Bures formula of diffmath.wasserstein, block by block
     cross = torch.linalg.eigvalsh(r1 @ M2 @ r1).clamp_min(0).sqrt().sum()
     tr = torch.diagonal(M1, dim1=-2, dim2=-1).real.sum() + torch.diagonal(M2, dim1=-2, dim2=-1).real.sum()
     channels = p.shape[0]

@@ -80,12 +80,12 @@ def train_predictor(name: str, D, sig, teacher, afs: bool, *, iterations: int = 
 
 
 def run(
-    dims: Sequence[int] = (2, 16, 256),
-    nfes: Sequence[int] = (3, 5, 7, 9, 15, 25),
-    points: int = 64,
-    train_points: int = 64,
-    amed_max_nfe: int = 9,
-    ref_tol: float = 1e-8,
+    dims: Sequence[int] = tuple(DEFAULTS["dims"]),
+    nfes: Sequence[int] = tuple(DEFAULTS["nfes"]),
+    points: int = DEFAULTS["points"],
+    train_points: int = DEFAULTS["train_points"],
+    amed_max_nfe: int = DEFAULTS["amed_max_nfe"],
+    ref_tol: float = DEFAULTS["ref_tol"],
     device=None,
 ) -> dict:
     """Measure every row at every budget; a JSON-ready dict (``tables[f"d={d}"][label][str(nfe)]``)."""

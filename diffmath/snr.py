@@ -40,9 +40,11 @@ def aligned_alpha(alpha_low, s) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError("alpha_low must lie in [0, 1]")
     if not (isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) and s > 0):
         raise ValueError(f"s must be a number > 0, got {s!r}")
-    sig2 = 1 - a * a
-    denom = torch.sqrt(a * a + s * s * sig2)
-    return a / denom, s * torch.sqrt(sig2) / denom
+    from diffmath.schedules import family_normaliser  # the one place of the shift (ShiftedSchedule uses it too)
+
+    b = s * torch.sqrt(1 - a * a)
+    n = family_normaliser("vp", a, b)[0]
+    return a / n, b / n
 
 
 def expected_pooling_gain(law: GaussianImage, s: int) -> float:

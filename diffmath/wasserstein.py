@@ -56,12 +56,11 @@ def check_spd(S: torch.Tensor, name: str, *, allow_singular: bool = False) -> No
 
 
 def sqrtm_psd(S: torch.Tensor) -> torch.Tensor:
-    """The symmetric square root of a symmetric positive-semidefinite matrix (by ``eigh``).
-
-    Eigenvalues that are negative by rounding are set to 0.
-    """
-    lam, U = torch.linalg.eigh(0.5 * (S + S.T))
-    return (U * lam.clamp_min(0).sqrt()) @ U.T
+    """The square root of a symmetric (or complex Hermitian) positive-semidefinite matrix, or of a batch
+    of them ``(..., d, d)`` (by ``eigh``). Eigenvalues that are negative by rounding are set to 0."""
+    H = S.transpose(-1, -2).conj()
+    lam, U = torch.linalg.eigh(0.5 * (S + H))
+    return (U * lam.clamp_min(0).sqrt().to(U.dtype)[..., None, :]) @ U.transpose(-1, -2).conj()
 
 
 def _inv_sqrtm_pd(S: torch.Tensor, name: str = "the matrix") -> torch.Tensor:

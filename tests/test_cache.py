@@ -50,9 +50,27 @@ def test_off_disables_the_cache(monkeypatch):
     assert len(calls) == 2 and cache.cache_root() is None
 
 
-def test_code_version_covers_every_source_file():
-    v = cache.code_version()
-    assert len(v) == 64 and v == cache.code_version()
+def test_code_version_changes_with_any_source_file(tmp_path, monkeypatch):
+    """Editing, adding or renaming a source file gives a new code version (so no stale entry is served)."""
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    monkeypatch.setattr(cache, "_PACKAGE", pkg)
+
+    def version():
+        monkeypatch.setattr(cache, "_CODE_VERSION", None)
+        return cache.code_version()
+
+    v0 = version()
+    assert v0 == version() and len(v0) == 64
+    (pkg / "sub" / "b.py").write_text("y = 3\n")
+    v1 = version()
+    (pkg / "c.py").write_text("")
+    v2 = version()
+    (pkg / "c.py").rename(pkg / "d.py")
+    v3 = version()
+    assert len({v0, v1, v2, v3}) == 4
 
 
 def _slow_compute(args):

@@ -24,7 +24,7 @@ def gen(seed):
 def test_ddpm_step_mean_is_posterior_mean_property(ab, ratio, seed):
     """C23.1: eq. (1)'s mean with the true noise equals the posterior mean; the posterior variance
     equals the Gaussian conditional variance of x_{t-1} given x_t (computed from the joint covariance)."""
-    abp = min(ab / ratio, 1.0) if ab / ratio < 1 else (1 + ab) / 2
+    abp = ab + ratio * (1 - ab)  # alpha_bar_{t-1} in (alpha_bar_t, 1)
     x0 = torch.randn(5, dtype=torch.float64, generator=gen(seed))
     eps = torch.randn(5, dtype=torch.float64, generator=gen(seed + 1))
     xt = ab * x0 + math.sqrt(1 - ab * ab) * eps

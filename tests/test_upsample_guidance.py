@@ -184,3 +184,8 @@ def test_chapter_sentences_about_the_guidance_experiment():
         best = min((r for r in guided if r["eta"] == 1.0), key=lambda r: r["w2"])
         assert 0.2 <= best["w"] <= 1.0
         assert one("exact")["w2"] < min(r["w2"] for r in guided)
+        # "near its best w it even matches the pooled image better than upsampling"
+        assert min(r["w2_low"] for r in guided) < one("upsampled")["w2_low"]
+        # "the first 60% of the steps costs almost nothing; the first 30% visibly more" (w = 0.2)
+        by_eta = {r["eta"]: r["w2"] for r in at02}
+        assert by_eta[0.6] <= 1.05 * by_eta[1.0] and by_eta[0.3] >= 1.1 * by_eta[1.0]
