@@ -40,7 +40,8 @@ def as_tensor(
     dtype: Optional[torch.dtype] = None,
     device: Optional[torch.device] = None,
 ) -> torch.Tensor:
-    """Convert a tensor, array, number or nested list to a floating tensor; reject NaN/Inf.
+    """Convert a tensor, array, number or nested list to a floating tensor; reject NaN/Inf and tensors
+    without values (on the ``meta`` device).
 
     ``dtype`` defaults to float32 for float32 input and float64 otherwise.
     """
@@ -53,6 +54,9 @@ def as_tensor(
             raise ValueError(f"{name} must be numeric (tensor, array, number or nested list): {exc}") from None
     if t.is_complex() or t.dtype == torch.bool:
         raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}")
+    if t.is_meta:
+        where = f"; the computation runs on {torch.device(device)}" if device is not None else ""
+        raise ValueError(f"{name} is on the meta device: it holds no values{where}")
     if dtype is None:
         dtype = torch.float32 if t.dtype == torch.float32 else torch.float64
     t = t.to(dtype=dtype, device=device)

@@ -199,13 +199,30 @@ def claim_page(claim, outcome: Optional[dict], keys: set[str], device: Optional[
         if d_out is None:
             verdict = "each step below is checked by sympy (`diffmath verify` has not run it for this build)."
         elif d_out.get("passed"):
-            verdict = "each step below is checked by sympy, and sympy verified every one."
+            assumed = derivation.assumed_steps() if hasattr(derivation, "assumed_steps") else []
+            if assumed:
+                nums = ", ".join(f"({k})" for k in assumed)
+                verdict = (
+                    f"sympy checked every step below except {nums}, "
+                    f"{'a premise' if len(assumed) == 1 else 'premises'} the derivation assumes, and verified every one it checked."
+                )
+            else:
+                verdict = "each step below is checked by sympy, and sympy verified every one."
         else:
             fails = "; ".join(_cell(f) for f in d_out.get("failures", [])) or "unknown"
             verdict = f"each step below is checked by sympy; **sympy could not verify**: {fails}."
         setting = (derivation.setting or "").strip()
+        hyps = derivation.hypotheses() if hasattr(derivation, "hypotheses") else []
+        hyp_text = (
+            "*Hypotheses* (the inequality steps' gaps are shown to be nonnegative combinations of these): "
+            + "; ".join(f"${h.to_latex()}$ ({h.why})" for h in hyps)
+            + ".\n\n"
+            if hyps
+            else ""
+        )
         proof_body = (
             (f"*Setting.* {setting}\n\n" if setting else "")
+            + hyp_text
             + f"Derivation — {verdict}\n\n"
             + "```{math}\n"
             + derivation.to_latex().strip()

@@ -45,6 +45,8 @@ def posterior(x0, x_t, alpha_bar_t, alpha_bar_prev) -> tuple[torch.Tensor, torch
     r"""Mean and standard deviation of :math:`q(x_{t-1}\mid x_t, x_0)` (Ho et al. 2020, eq. 7)."""
     c = coefficients(alpha_bar_t, alpha_bar_prev)
     x0, x_t = as_tensor(x0, "x0"), as_tensor(x_t, "x_t")
+    if x0.shape != x_t.shape:
+        raise ValueError(f"x0 must have x_t's shape {tuple(x_t.shape)}, got {tuple(x0.shape)}")
     bb2 = c["beta_bar"] ** 2
     mean = (c["alpha_bar_prev"] * c["beta"] ** 2 / bb2) * x0 + (c["alpha"] * c["beta_bar_prev"] ** 2 / bb2) * x_t
     return mean, c["beta_bar_prev"] * c["beta"] / c["beta_bar"]
@@ -54,6 +56,8 @@ def step_mean(x_t, eps, alpha_bar_t, alpha_bar_prev) -> torch.Tensor:
     r"""The mean of article 23's eq. (1): :math:`\frac1{\alpha_t}\big(x_t-\frac{\beta_t^2}{\bar\beta_t}\epsilon\big)`."""
     c = coefficients(alpha_bar_t, alpha_bar_prev)
     x_t, eps = as_tensor(x_t, "x_t"), as_tensor(eps, "eps")
+    if eps.shape != x_t.shape:
+        raise ValueError(f"eps must have x_t's shape {tuple(x_t.shape)}, got {tuple(eps.shape)}")
     return (x_t - c["beta"] ** 2 / c["beta_bar"] * eps) / c["alpha"]
 
 

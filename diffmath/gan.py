@@ -11,7 +11,9 @@ Contents:
   linear in its parameters;
 * MonoFlow's family :math:`h`: identity (loss :math:`-D`), minimax (:math:`h=\mathrm{softplus}`, loss
   :math:`\log(1-\sigma(D))`) and non-saturating (:math:`h=\log\sigma`, loss :math:`-\log\sigma(D)`);
-* the closed form of the generator objective against a *frozen* optimal discriminator for Gaussians.
+* the closed form of the generator objective against a *frozen* optimal discriminator for Gaussians;
+* the affine generator :math:`g=\mu+Lz` in :math:`\mathbb R^d` (:class:`AffineGeneratorND`: full, triangular or
+  isotropic :math:`L`), its Gauss–Newton matrix and the parameter velocity that solving (8) gives.
 
 **Convention.** The article's: :math:`D` is the logit (pre-sigmoid); the generator's law :math:`q` flows
 towards the data law :math:`p`; the index :math:`t` of :math:`\theta_t` is a training iteration and,
@@ -26,6 +28,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from diffmath import gradient_flows as gf
 from diffmath._validation import as_tensor
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
@@ -171,14 +174,20 @@ def generator_loss(gen: torch.nn.Module, z: torch.Tensor, D: Fn, h: str = "ident
 
 
 def monoflow_velocity(x: torch.Tensor, log_ratio: Fn, h: str) -> torch.Tensor:
-    r"""MonoFlow's particle velocity :math:`\nabla_x h(\log r(x))=h'(\log r)\,\nabla\log r` (one dimension, ``x`` of shape ``(n,)``)."""
+    r"""MonoFlow's particle velocity :math:`\nabla_x h(\log r(x))=h'(\log r)\,\nabla\log r` (article 19, (12); Yi et al.
+    2023). ``x`` of shape ``(n,)`` (one dimension) or ``(n, d)``; ``log_ratio`` maps it to ``(n,)``, one sample at a time."""
     if h not in H_FAMILY:
         raise ValueError(f"h must be one of {sorted(H_FAMILY)}, got {h!r}")
+    if x.ndim not in (1, 2):
+        raise ValueError(f"x must have shape (n,) or (n, d), got {tuple(x.shape)}")
     create = x.requires_grad
     xx = x if create else x.detach().requires_grad_(True)
     ell = log_ratio(xx)
+    if ell.shape != x.shape[:1]:
+        raise ValueError(f"log_ratio must map the samples to shape ({x.shape[0]},), got {tuple(ell.shape)}")
     (g,) = torch.autograd.grad(ell.sum(), xx, create_graph=True)
-    v = H_FAMILY[h][1](ell) * g
+    weight = H_FAMILY[h][1](ell)
+    v = (weight if x.ndim == 1 else weight[:, None]) * g
     return v if create else v.detach()
 
 
@@ -239,3 +248,145 @@ def frozen_generator_objective(mu, sigma, mu_t: float, sigma_t: float, m: float,
         raise ValueError("sigma_t and s must be > 0")
     mu, sigma = as_tensor(mu, "mu"), as_tensor(sigma, "sigma")
     return (sigma**2 + (mu - m) ** 2) / (2 * s**2) - (sigma**2 + (mu - mu_t) ** 2) / (2 * sigma_t**2) + math.log(s / sigma_t)
+
+
+# --- the affine generator in d dimensions --------------------------------------------------------------
+#: Parametrisations of :class:`AffineGeneratorND`.
+AFFINE_PARAMETRISATIONS = ("full", "tril", "isotropic", "log")
+
+
+class AffineGeneratorND(torch.nn.Module):
+    r"""The affine generator :math:`g(z)=\mu+Lz`, :math:`z\sim\mathcal N(0,I_d)`, whose law is :math:`\mathcal N(\mu,LL^\top)`;
+    parameters :math:`\theta=(\mu,\cdot)` in the order of :meth:`named_parameters` (``mu``, then ``scale``):
+
+    * ``"full"``: every entry of :math:`L` (row-major), :math:`\mathbb E[J^\top J]=I_{d+d^2}`;
+    * ``"tril"``: the :math:`d(d+1)/2` entries of a lower-triangular :math:`L` (``torch.tril_indices`` order),
+      :math:`\mathbb E[J^\top J]=I`;
+    * ``"isotropic"``: :math:`L=\sigma I`, :math:`\mathbb E[J^\top J]=\mathrm{diag}(I_d,d)`;
+    * ``"log"``: :math:`L=e^\rho I`, :math:`\mathbb E[J^\top J]=\mathrm{diag}(I_d,d\,e^{2\rho})`.
+
+    :math:`J=\partial g/\partial\theta` (article 19, (8)–(10)); see :func:`affine_gauss_newton_metric`. For :math:`d=1`,
+    ``"full"``, ``"tril"`` and ``"isotropic"`` are :class:`AffineGenerator`'s ``"scale"`` and ``"log"`` is its ``"log"``.
+    ``mu`` has shape ``(d,)``; ``L`` is a nonsingular ``(d, d)`` matrix (lower triangular for ``"tril"``) or, for
+    ``"isotropic"`` and ``"log"``, the positive number :math:`\sigma`. ``forward`` maps ``(n, d)`` to ``(n, d)``."""
+
+    def __init__(self, mu, L, parametrisation: str = "full"):
+        super().__init__()
+        if parametrisation not in AFFINE_PARAMETRISATIONS:
+            raise ValueError(f"parametrisation must be one of {AFFINE_PARAMETRISATIONS}, got {parametrisation!r}")
+        m = as_tensor(mu, "mu", dtype=torch.float64)
+        if m.ndim != 1 or m.shape[0] < 1:
+            raise ValueError(f"mu must have shape (d,), got {tuple(m.shape)}")
+        d = m.shape[0]
+        self.d, self.parametrisation = d, parametrisation
+        self.mu = torch.nn.Parameter(m.detach().clone())
+        L = as_tensor(L, "L", dtype=torch.float64, device=m.device)
+        if parametrisation in ("isotropic", "log"):
+            if L.ndim != 0 or L.item() <= 0:
+                raise ValueError(f"L must be a positive number sigma for parametrisation {parametrisation!r}")
+            val = torch.log(L) if parametrisation == "log" else L
+            self.scale = torch.nn.Parameter(val.detach().clone())
+            return
+        if tuple(L.shape) != (d, d):
+            raise ValueError(f"L must have shape ({d}, {d}), got {tuple(L.shape)}")
+        if torch.linalg.matrix_rank(L) < d:
+            raise ValueError("L must be nonsingular (the generator's law needs a density)")
+        if parametrisation == "tril":
+            if (torch.triu(L, 1) != 0).any():
+                raise ValueError("L must be lower triangular for parametrisation 'tril'")
+            rows, cols = torch.tril_indices(d, d)
+            self.scale = torch.nn.Parameter(L[rows, cols].detach().clone())
+        else:
+            self.scale = torch.nn.Parameter(L.detach().clone())
+
+    @property
+    def L(self) -> torch.Tensor:
+        if self.parametrisation == "full":
+            return self.scale
+        eye = torch.eye(self.d, dtype=self.scale.dtype, device=self.scale.device)
+        if self.parametrisation == "isotropic":
+            return self.scale * eye
+        if self.parametrisation == "log":
+            return torch.exp(self.scale) * eye
+        rows, cols = torch.tril_indices(self.d, self.d, device=self.scale.device)
+        return torch.zeros(self.d, self.d, dtype=self.scale.dtype, device=self.scale.device).index_put((rows, cols), self.scale)
+
+    @property
+    def covariance(self) -> torch.Tensor:
+        L = self.L
+        return L @ L.T
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.ndim != 2 or z.shape[1] != self.d:
+            raise ValueError(f"z must have shape (n, {self.d}), got {tuple(z.shape)}")
+        return self.mu + z @ self.L.T
+
+
+def affine_gauss_newton_metric(gen: AffineGeneratorND) -> torch.Tensor:
+    r"""The Gauss–Newton matrix :math:`\mathbb E_z[J^\top J]` of :class:`AffineGeneratorND`, in closed form: with
+    :math:`\partial g_i/\partial\mu_k=\delta_{ik}`, :math:`\partial g_i/\partial L_{kl}=\delta_{ik}z_l` and
+    :math:`\mathbb E[z]=0`, :math:`\mathbb E[zz^\top]=I`, it is :math:`I` for ``"full"`` and ``"tril"`` (any :math:`d`),
+    :math:`\mathrm{diag}(I_d,d)` for ``"isotropic"`` (:math:`\partial g/\partial\sigma=z`, :math:`\mathbb E\|z\|^2=d`) and
+    :math:`\mathrm{diag}(I_d,d\,e^{2\rho})` for ``"log"`` (:math:`\partial g/\partial\rho=e^\rho z`). Article 19, (8): the
+    minimiser of the projection loss is the Gauss–Newton step, a plain gradient step only when this is :math:`\propto I`."""
+    P = sum(p.numel() for p in gen.parameters())
+    G = torch.eye(P, dtype=torch.float64, device=gen.mu.device)
+    if gen.parametrisation == "isotropic":
+        G[-1, -1] = gen.d
+    elif gen.parametrisation == "log":
+        G[-1, -1] = gen.d * torch.exp(2 * gen.scale.detach())
+    return G
+
+
+def affine_parameter_velocity(gen: AffineGeneratorND, b, A) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The Gauss–Newton parameter velocity :math:`\mathbb E[J^\top J]^{-1}\mathbb E[J^\top v(g(z))]` of
+    :class:`AffineGeneratorND` for an affine particle velocity :math:`v(x)=b+A(x-\mu)` (e.g. the exact
+    :math:`\nabla D^*=\nabla\log(p/q)` between Gaussians, :func:`diffmath.gradient_flows.gaussian_velocity_nd`):
+    :math:`v(g(z))=b+ALz`, so :math:`\mathbb E[J^\top v]` has :math:`\mu`-part :math:`b` and :math:`L`-part :math:`AL`, and
+
+    * ``"full"``: :math:`(\dot\mu,\dot L)=(b,\,AL)`: the moved samples :math:`\mu+\epsilon b+(I+\epsilon A)Lz` are again
+      a generator output, the step is exact, and :math:`\dot\Sigma=\dot LL^\top+L\dot L^\top=A\Sigma+\Sigma A`;
+    * ``"tril"``: :math:`(b,\ \mathrm{tril}(AL))`, the projection of the moved samples onto triangular maps; its
+      covariance velocity differs from :math:`A\Sigma+\Sigma A` by :math:`NL^\top+LN^\top`, :math:`N` the strictly upper
+      part of :math:`AL` (nonzero in general for :math:`d\ge2`);
+    * ``"isotropic"``: :math:`(b,\ \sigma\,\mathrm{tr}A/d)`; ``"log"``: :math:`(b,\ \mathrm{tr}A/d)`.
+
+    For the parametrisations linear in :math:`\theta` (all but ``"log"``) :math:`\theta_t+\epsilon\times` this is the exact
+    minimiser of (8); for ``"log"`` it is the minimiser to first order in :math:`\epsilon`. The scale part is returned in
+    the shape of ``gen.scale``."""
+    L = gen.L.detach()
+    b = as_tensor(b, "b", dtype=L.dtype, device=L.device)
+    A = as_tensor(A, "A", dtype=L.dtype, device=L.device)
+    if tuple(b.shape) != (gen.d,) or tuple(A.shape) != (gen.d, gen.d):
+        raise ValueError(f"b must have shape ({gen.d},) and A shape ({gen.d}, {gen.d})")
+    AL = A @ L
+    if gen.parametrisation == "full":
+        return b, AL
+    if gen.parametrisation == "tril":
+        rows, cols = torch.tril_indices(gen.d, gen.d, device=L.device)
+        return b, AL[rows, cols]
+    rate = A.diagonal().sum() / gen.d
+    return b, rate * gen.scale.detach() if gen.parametrisation == "isotropic" else rate
+
+
+def frozen_generator_objective_nd(mu, L, mu_t, S_t, m, S) -> torch.Tensor:
+    r""":math:`\mathbb E_z[-D^*(\mu+Lz)]`, :math:`z\sim\mathcal N(0,I_d)`, with :math:`D^*=\log\frac{\mathcal N(m,S)}{\mathcal N(\mu_t,S_t)}`
+    frozen (the :math:`d`-dimensional :func:`frozen_generator_objective`; :math:`\Sigma=LL^\top`):
+
+    .. math:: \tfrac12\mathrm{tr}\big((S^{-1}-S_t^{-1})\Sigma\big)+\tfrac12(\mu-m)^\top S^{-1}(\mu-m)
+              -\tfrac12(\mu-\mu_t)^\top S_t^{-1}(\mu-\mu_t)+\tfrac12\log\frac{\det S}{\det S_t}.
+
+    Its part in :math:`L` is the quadratic form :math:`\frac12\mathrm{tr}(L^\top(S^{-1}-S_t^{-1})L)`: unbounded below as soon as
+    :math:`S^{-1}-S_t^{-1}` has a negative eigenvalue (the generator narrower than the data in one direction), minimised
+    at :math:`L=0` when it is positive definite. ``mu``, ``L`` may carry gradients."""
+    mu_t, S_t = gf._gaussian_nd(mu_t, S_t, "mu_t", "S_t")
+    m, S = gf._gaussian_nd(m, S, "m", "S")
+    mu, L = as_tensor(mu, "mu"), as_tensor(L, "L")
+    d = mu_t.shape[0]
+    if tuple(mu.shape) != (d,) or tuple(L.shape) != (d, d) or tuple(m.shape) != (d,):
+        raise ValueError(f"mu and m must have shape ({d},) and L shape ({d}, {d}) to match mu_t")
+    Sinv, Stinv = torch.linalg.inv(S), torch.linalg.inv(S_t)
+    Sigma = L @ L.T
+    quad = lambda u, P: u @ P @ u
+    logdet = torch.linalg.slogdet(S)[1] - torch.linalg.slogdet(S_t)[1]
+    return 0.5 * (((Sinv - Stinv) * Sigma).sum() + quad(mu - m, Sinv) - quad(mu - mu_t, Stinv) + logdet)

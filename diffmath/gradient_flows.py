@@ -24,6 +24,16 @@ For a Gaussian target :math:`p=\mathcal N(m,s^2)` and Gaussian :math:`q_0` every
 
 and the log-Sobolev inequality of :math:`p` (constant :math:`s^2`) gives
 :math:`\mathrm{KL}(q_t\|p)\le e^{-2t/s^2}\,\mathrm{KL}(q_0\|p)`.
+
+The same holds in :math:`\mathbb R^d` (the ``*_nd`` functions, one law at a time, covariances
+:math:`S,\Sigma` symmetric positive definite): for :math:`p=\mathcal N(m,S)` and
+:math:`q_t=\mathcal N(m_t,\Sigma_t)` the velocity :math:`\nabla\log(p/q_t)` is affine, the flow stays
+Gaussian, and
+
+.. math:: \dot m_t=S^{-1}(m-m_t),\qquad \dot\Sigma_t=2I-S^{-1}\Sigma_t-\Sigma_tS^{-1},\qquad
+          m_t=m+E_t(m_0-m),\quad \Sigma_t=S+E_t(\Sigma_0-S)E_t,\quad E_t=e^{-tS^{-1}},
+
+which for :math:`d=1` is the system above (:math:`\Sigma=s_q^2`, :math:`\frac{d}{dt}s_q^2=2s_q\dot s_q`).
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from diffmath._validation import as_tensor
+from diffmath._validation import as_tensor, spd_eigh
 
 Score = Callable[[torch.Tensor], torch.Tensor]
 
@@ -83,6 +93,97 @@ def gaussian_flow(m0, s0, m, s, t) -> tuple[torch.Tensor, torch.Tensor]:
     return m + (m0 - m) * decay, torch.sqrt(s**2 + (s0**2 - s**2) * decay**2)
 
 
+def _gaussian_nd(mean, cov, mname: str, cname: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate one d-dimensional Gaussian: ``mean`` of shape (d,), ``cov`` (d, d) symmetric positive definite."""
+    mu = as_tensor(mean, mname)
+    if mu.ndim != 1 or mu.shape[0] < 1:
+        raise ValueError(f"{mname} must have shape (d,), got {tuple(mu.shape)}")
+    d = mu.shape[0]
+    C = as_tensor(cov, cname, dtype=mu.dtype, device=mu.device)
+    if tuple(C.shape) != (d, d):
+        raise ValueError(f"{cname} must have shape ({d}, {d}) to match {mname}, got {tuple(C.shape)}")
+    spd_eigh(C.detach(), cname)
+    return mu, 0.5 * (C + C.T)
+
+
+def _pair_nd(mq, Sq, m, S):
+    mq, Sq = _gaussian_nd(mq, Sq, "mq", "Sq")
+    m, S = _gaussian_nd(m, S, "m", "S")
+    if m.shape != mq.shape:
+        raise ValueError(f"m must have the dimension of mq ({mq.shape[0]}), got {m.shape[0]}")
+    return mq, Sq, m.to(mq), S.to(Sq)
+
+
+def gaussian_kl_nd(mq, Sq, m, S) -> torch.Tensor:
+    r""":math:`\mathrm{KL}(\mathcal N(m_q,\Sigma_q)\,\|\,\mathcal N(m,S))
+    =\tfrac12\big(\mathrm{tr}(S^{-1}\Sigma_q)+(m_q-m)^\top S^{-1}(m_q-m)-d+\log\det S-\log\det\Sigma_q\big)`,
+    the moving law first (the :math:`d`-dimensional :func:`gaussian_kl_1d`, with covariances instead of
+    standard deviations). Differentiable in all arguments."""
+    mq, Sq, m, S = _pair_nd(mq, Sq, m, S)
+    d = mq.shape[0]
+    Ls = torch.linalg.cholesky(S)
+    tr = torch.cholesky_solve(Sq, Ls).diagonal().sum()
+    diff = (mq - m)[:, None]
+    maha = (diff * torch.cholesky_solve(diff, Ls)).sum()
+    logdet = 2 * Ls.diagonal().log().sum() - torch.linalg.slogdet(Sq)[1]
+    return 0.5 * (tr + maha - d + logdet)
+
+
+def gaussian_velocity_nd(mq, Sq, m, S) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The particle velocity of (2) for :math:`q=\mathcal N(m_q,\Sigma_q)`, :math:`p=\mathcal N(m,S)`: it is affine,
+
+    .. math:: \nabla\log\frac pq(x)=b+A\,(x-m_q),\qquad b=S^{-1}(m-m_q),\quad A=\Sigma_q^{-1}-S^{-1}\ (\text{symmetric}).
+
+    Returns ``(b, A)`` (article 19, (2); also the gradient of the optimal logit :math:`D^*=\log(p/q)`)."""
+    mq, Sq, m, S = _pair_nd(mq, Sq, m, S)
+    Sinv, Sqinv = torch.linalg.inv(S), torch.linalg.inv(Sq)
+    return Sinv @ (m - mq), 0.5 * ((Sqinv - Sinv) + (Sqinv - Sinv).T)
+
+
+def gaussian_fisher_nd(mq, Sq, m, S) -> torch.Tensor:
+    r"""Relative Fisher information :math:`\mathbb E_q\|\nabla\log(p/q)\|^2` for :math:`q=\mathcal N(m_q,\Sigma_q)`,
+    :math:`p=\mathcal N(m,S)`: with :math:`b,A` of :func:`gaussian_velocity_nd`,
+
+    .. math:: \|b\|^2+\mathrm{tr}(A\Sigma_qA)=\|S^{-1}(m_q-m)\|^2+\mathrm{tr}\big(\Sigma_q^{-1}-2S^{-1}+S^{-1}\Sigma_qS^{-1}\big),
+
+    minus the rate of change of :math:`\mathrm{KL}(q_t\|p)` along the flow (article 19, (1)); :func:`gaussian_fisher_1d`
+    for :math:`d=1`."""
+    mq, Sq, m, S = _pair_nd(mq, Sq, m, S)
+    Sinv, Sqinv = torch.linalg.inv(S), torch.linalg.inv(Sq)
+    b = Sinv @ (mq - m)
+    return (b**2).sum() + (Sqinv - 2 * Sinv + Sinv @ Sq @ Sinv).diagonal().sum()
+
+
+def moment_rhs_nd(mq, Sq, m, S) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The moment ODE of the reverse-KL flow for :math:`d`-dimensional Gaussians: the mean and covariance velocities
+    :math:`\dot m_q=\mathbb E_q[b+A(x-m_q)]=S^{-1}(m-m_q)` and
+    :math:`\dot\Sigma_q=A\Sigma_q+\Sigma_qA=2I-S^{-1}\Sigma_q-\Sigma_qS^{-1}` (an affine velocity :math:`x\mapsto b+A(x-m_q)`
+    moves the covariance by :math:`A\Sigma_q+\Sigma_qA^\top`). For :math:`d=1`, :math:`\dot\Sigma_q=2s_q\dot s_q` of :func:`moment_rhs`."""
+    mq, Sq, m, S = _pair_nd(mq, Sq, m, S)
+    Sinv = torch.linalg.inv(S)
+    eye = torch.eye(mq.shape[0], dtype=Sq.dtype, device=Sq.device)
+    return Sinv @ (m - mq), 2 * eye - Sinv @ Sq - Sq @ Sinv
+
+
+def gaussian_flow_nd(m0, S0, m, S, t) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Exact solution of :func:`moment_rhs_nd`: with :math:`E_t=e^{-tS^{-1}}` (from the eigendecomposition of :math:`S`),
+    :math:`m_t=m+E_t(m_0-m)` and :math:`\Sigma_t=S+E_t(\Sigma_0-S)E_t` (``t >= 0`` of any shape; the results have shapes
+    ``t.shape + (d,)`` and ``t.shape + (d, d)``). :math:`\Sigma_t-S` solves :math:`\dot X=-(S^{-1}X+XS^{-1})`."""
+    m0, S0 = _gaussian_nd(m0, S0, "m0", "S0")
+    m, S = _gaussian_nd(m, S, "m", "S")
+    if m.shape != m0.shape:
+        raise ValueError(f"m must have the dimension of m0 ({m0.shape[0]}), got {m.shape[0]}")
+    m, S = m.to(m0), S.to(S0)
+    t = as_tensor(t, "t", dtype=m0.dtype, device=m0.device)
+    if (t < 0).any():
+        raise ValueError("t must be >= 0 (the flow runs forward from q_0)")
+    lam, U = torch.linalg.eigh(S)
+    E = (U * torch.exp(-t[..., None] / lam)[..., None, :]) @ U.T  # U diag(e^{-t/lam}) U^T, batched over t
+    mt = m + (E @ (m0 - m)[:, None])[..., 0]
+    St = S + E @ (S0 - S) @ E
+    return mt, 0.5 * (St + St.transpose(-1, -2))
+
+
 def euler_moments(m0, s0, m, s, eps: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
     r"""The moments of the *discrete* particle map :math:`x\mapsto x+\epsilon\nabla\log r_k(x)` (article 19, (6))
     with the exact log-ratio, started at :math:`\mathcal N(m_0,s_0^2)`: it is affine, so the law stays Gaussian and
@@ -109,14 +210,24 @@ def lsi_bound(kl0, s, t) -> torch.Tensor:
 
 
 def gaussian_closure_velocity(x: torch.Tensor, target_score: Score) -> torch.Tensor:
-    r"""The particle velocity :math:`\nabla\log p(x)-\nabla\log\hat q(x)` where :math:`\hat q=\mathcal N(\bar x,\hat v)` is the
-    Gaussian with the particles' own empirical mean and variance: a velocity that depends on the
-    particles' law (one dimension, ``x`` of shape ``(n,)``)."""
+    r"""The particle velocity :math:`\nabla\log p(x)-\nabla\log\hat q(x)` where :math:`\hat q=\mathcal N(\bar x,\hat\Sigma)` is the
+    Gaussian with the particles' own empirical mean and (biased) covariance: a velocity that depends on the
+    particles' law. ``x`` of shape ``(n,)`` (one dimension, :math:`\hat\Sigma=\hat v`) or ``(n, d)`` with ``n > d``;
+    then :math:`\nabla\log\hat q(x)=-\hat\Sigma^{-1}(x-\bar x)` and ``target_score`` maps ``(n, d)`` to ``(n, d)``."""
     x = as_tensor(x, "x")
-    if x.ndim != 1 or x.shape[0] < 2:
-        raise ValueError("x must have shape (n,) with n >= 2")
-    mean, var = x.mean(), x.var(unbiased=False)
-    return target_score(x) + (x - mean) / var
+    if x.ndim == 1:
+        if x.shape[0] < 2:
+            raise ValueError("x must have shape (n,) with n >= 2")
+        mean, var = x.mean(), x.var(unbiased=False)
+        return target_score(x) + (x - mean) / var
+    if x.ndim != 2 or x.shape[0] <= x.shape[1]:
+        raise ValueError("x must have shape (n,) with n >= 2 or (n, d) with n > d")
+    centred = x - x.mean(0)
+    cov = centred.T @ centred / x.shape[0]
+    chol, info = torch.linalg.cholesky_ex(cov)
+    if info.item() != 0:
+        raise ValueError("x must have a nonsingular empirical covariance (particles spanning R^d)")
+    return target_score(x) + torch.cholesky_solve(centred.T, chol).T
 
 
 def simulate_particles(x0, velocity: Callable[[torch.Tensor], torch.Tensor], t1: float, steps: int) -> list[torch.Tensor]:
@@ -139,27 +250,42 @@ def simulate_particles(x0, velocity: Callable[[torch.Tensor], torch.Tensor], t1:
 
 def pushforward_kl_rate(x, log_q: Score, log_p: Score, velocity: Score, delta: float = 1e-4) -> torch.Tensor:
     r"""Per-sample terms whose mean is :math:`\frac{d}{d\delta}\mathrm{KL}\big((\mathrm{id}+\delta v)_\#q\,\|\,p\big)\big|_{\delta=0}`,
-    by a central difference in :math:`\delta` of the exact change of variables (one dimension)
+    by a central difference in :math:`\delta` of the exact change of variables
 
-    .. math:: \mathrm{KL}_\delta=\mathbb E_{x\sim q}\big[\log q(x)-\log|1+\delta v'(x)|-\log p(x+\delta v(x))\big].
+    .. math:: \mathrm{KL}_\delta=\mathbb E_{x\sim q}\big[\log q(x)-\log|\det(I+\delta\,\nabla v(x))|-\log p(x+\delta v(x))\big]
 
-    The samples ``x`` must come from ``q``; :math:`v'` is taken by autograd. Error :math:`O(\delta^2)`.
+    (``x`` of shape ``(n,)``, one dimension, where the determinant is :math:`1+\delta v'(x)`, or ``(n, d)``; ``log_q``,
+    ``log_p`` map the samples to ``(n,)`` and ``velocity`` to the samples' shape, one sample at a time). The samples
+    must come from ``q``; the Jacobian :math:`\nabla v` is taken by autograd. Error :math:`O(\delta^2)`.
     Its mean should equal :math:`\mathbb E_q[v\cdot\nabla\log(q/p)]` (first variation of the KL).
     """
     x = as_tensor(x, "x")
-    if x.ndim != 1:
-        raise ValueError("x must have shape (n,)")
+    if x.ndim not in (1, 2):
+        raise ValueError("x must have shape (n,) or (n, d)")
     if delta <= 0:
         raise ValueError("delta must be > 0")
     x = x.detach().requires_grad_(True)
     v = velocity(x)
-    (dv,) = torch.autograd.grad(v.sum(), x)
-    x, v, dv = x.detach(), v.detach(), dv.detach()
+    if v.shape != x.shape:
+        raise ValueError(f"velocity must return the samples' shape {tuple(x.shape)}, got {tuple(v.shape)}")
+    if x.ndim == 1:
+        (dv,) = torch.autograd.grad(v.sum(), x)
+        x, v, dv = x.detach(), v.detach(), dv.detach()
 
-    def kl_terms(d):
-        return log_q(x) - torch.log(torch.abs(1 + d * dv)) - log_p(x + d * v)
+        def kl_terms(d):
+            return log_q(x) - torch.log(torch.abs(1 + d * dv)) - log_p(x + d * v)
 
-    return (kl_terms(delta) - kl_terms(-delta)) / (2 * delta)
+        return (kl_terms(delta) - kl_terms(-delta)) / (2 * delta)
+    dim = x.shape[1]
+    rows = [torch.autograd.grad(v[:, i].sum(), x, retain_graph=i < dim - 1)[0] for i in range(dim)]
+    jac = torch.stack(rows, 1).detach()  # (n, d, d): jac[k, i, j] = d v_i / d x_j at sample k
+    x, v = x.detach(), v.detach()
+    eye = torch.eye(dim, dtype=x.dtype, device=x.device)
+
+    def kl_terms_nd(d):
+        return log_q(x) - torch.linalg.slogdet(eye + d * jac)[1] - log_p(x + d * v)
+
+    return (kl_terms_nd(delta) - kl_terms_nd(-delta)) / (2 * delta)
 
 
 def langevin_generator_1d(log_p_values: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:

@@ -51,6 +51,17 @@ from diffmath.resolution import check_factor
 from diffmath.resolution import pool as _pool
 
 
+def _positive_int(n, name: str) -> int:
+    """``n`` as an int, checked to be a positive integer (an image size)."""
+    try:
+        ok = not isinstance(n, bool) and int(n) == n and n >= 1
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    return int(n)
+
+
 def _complex(dtype: torch.dtype) -> torch.dtype:
     return torch.complex128 if dtype == torch.float64 else torch.complex64
 
@@ -76,15 +87,17 @@ def power_law_spectrum(
     by the pixel variance at the reference resolution; low frequencies then carry :math:`HW/H_0W_0`
     times more power per DFT coefficient at the higher resolution, as article 22's SNR argument says.
     """
-    for n, name in ((H, "H"), (W, "W")):
-        if isinstance(n, bool) or int(n) != n or n < 1:
-            raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    H, W = _positive_int(H, "H"), _positive_int(W, "W")
     if not (math.isfinite(alpha) and alpha >= 0):
         raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
     if not (f0 > 0 and math.isfinite(f0)):
         raise ValueError(f"f0 must be > 0, got {f0!r}")
     if not (variance > 0 and math.isfinite(variance)):
         raise ValueError(f"variance must be > 0, got {variance!r}")
+    if reference is not None:
+        if not isinstance(reference, (tuple, list)) or len(reference) != 2:
+            raise ValueError(f"reference must be a pair (H0, W0) of positive integers, got {reference!r}")
+        reference = (_positive_int(reference[0], "reference[0]"), _positive_int(reference[1], "reference[1]"))
 
     def shape(h, w):
         f1, f2 = frequencies(h, w)
@@ -112,7 +125,7 @@ class FourierBasis:
     """
 
     def __init__(self, H: int, W: int):
-        self.H, self.W = int(H), int(W)
+        self.H, self.W = _positive_int(H, "H"), _positive_int(W, "W")
         self.spec_shape = (self.H, self.W)
         self.s = 1
 
@@ -156,12 +169,16 @@ class PolyphaseBasis:
     """
 
     def __init__(self, H: int, W: int, s: int, V: torch.Tensor):
-        self.H, self.W = int(H), int(W)
+        self.H, self.W = _positive_int(H, "H"), _positive_int(W, "W")
         self.s = check_factor(s, H, W)
         h, w = H // s, W // s
         n = s * s
         if tuple(V.shape) != (h, w, n, n) or not V.is_complex():
             raise ValueError(f"V must be a complex tensor of shape {(h, w, n, n)}, got {tuple(V.shape)} {V.dtype}")
+        if V.is_meta:
+            raise ValueError("V is on the meta device: it holds no values")
+        if not torch.isfinite(V).all():
+            raise ValueError("V contains NaN or Inf")
         self.V = V
         self.spec_shape = (n, h, w)
 

@@ -87,6 +87,9 @@ def exact_gain(t_to: float, t_from: float, sd: float) -> float:
     :func:`diffmath.flows.gaussian_flow`, claim C0.7).
     """
     sd = _positive(sd, "sd")
+    for name, t in (("t_to", t_to), ("t_from", t_from)):
+        if not (float(t) >= 0 and math.isfinite(float(t))):
+            raise ValueError(f"{name} must be a finite number >= 0, got {t!r}")
     return math.sqrt((sd * sd + t_to * t_to) / (sd * sd + t_from * t_from))
 
 
@@ -112,6 +115,8 @@ def mean_value_time(t_to: float, t_from: float, sd: float, *, iterations: int = 
     Requires :math:`0<t_{to}<t_{from}`.
     """
     t_to, t_from = _positive(t_to, "t_to"), _positive(t_from, "t_from")
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, float)) or int(iterations) != iterations or iterations < 1:
+        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
     if not t_to < t_from:
         raise ValueError(f"need t_to < t_from, got t_to={t_to}, t_from={t_from}")
     target = exact_gain(t_to, t_from, sd)
@@ -119,7 +124,7 @@ def mean_value_time(t_to: float, t_from: float, sd: float, *, iterations: int = 
     g_lo, g_hi = amed_gain(lo, t_to, t_from, sd) - target, amed_gain(hi, t_to, t_from, sd) - target
     if not (g_lo >= 0 >= g_hi):
         raise ValueError(f"no sign change on [t_to, t_from]: phi - exact = {g_lo:.3g}, {g_hi:.3g}")
-    for _ in range(iterations):
+    for _ in range(int(iterations)):
         mid = 0.5 * (lo + hi)
         if mid in (lo, hi):
             break

@@ -253,11 +253,8 @@ class GaussianMixture:
             K, d = self.n_components, self.dim
             centre = self.mean()
             offsets = self.means - centre  # mu_k - c
-            if self.eigenvectors is None:
-                P = torch.diag_embed(1 / self.eigenvalues)
-            else:
-                U = self.eigenvectors
-                P = (U / self.eigenvalues[:, None, :]) @ U.transpose(-1, -2)
+            U = self.eigenvectors  # full covariances only: _components_own handles the axis-aligned ones
+            P = (U / self.eigenvalues[:, None, :]) @ U.transpose(-1, -2)
             b = torch.einsum("kij,kj->ki", P, offsets)  # P_k (mu_k - c)
             self._prec = (P.permute(1, 0, 2).reshape(d, K * d), b.reshape(1, K * d), offsets, centre)
         return self._prec

@@ -63,6 +63,15 @@ def affine_output_law(run: Callable[[torch.Tensor], torch.Tensor], law_T: Gaussi
 
 def time_grid_sigmas(schedule, n: int) -> torch.Tensor:
     """EDM noise levels of ``n`` times uniform in ``t`` from ``t_max`` to ``t_min``, then 0 (``n`` steps)."""
+    from diffmath.schedules import Schedule
+
+    if not isinstance(schedule, Schedule):
+        raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
+    if not (math.isfinite(schedule.t_min) and math.isfinite(schedule.t_max)):
+        raise ValueError(f"schedule must have a finite time range, got [{schedule.t_min}, {schedule.t_max}]")
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or int(n) != n or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    n = int(n)
     t = torch.linspace(schedule.t_max, schedule.t_min, n, dtype=torch.float64)
     return torch.cat([schedule.edm_sigma(t), torch.zeros(1, dtype=torch.float64)])
 
@@ -77,12 +86,29 @@ def sampler_law(law: GaussianImage, schedule, sampler: str, n: int, s: int = 1, 
     from diffmath import samplers
     from diffmath.denoisers import eps_to_denoiser, exact_eps_model
 
-    if samplers.get_spec(sampler).evaluations != 1:
+    _check_law(law, "law")
+    try:
+        spec = samplers.get_spec(sampler)
+    except ValueError:
+        raise ValueError(f"sampler must be one of {tuple(samplers.SPECS)}, got {sampler!r}") from None
+    if spec.evaluations != 1:
         raise ValueError(f"use a one-evaluation sampler (n steps = n evaluations), got {sampler!r}")
     sigmas = time_grid_sigmas(schedule, n)
     D = eps_to_denoiser(model if model is not None else exact_eps_model(law, schedule), schedule)
     run = lambda x: samplers.get_sampler(sampler)(D, x, sigmas)  # noqa: E731
     return affine_output_law(run, law.diffuse(1.0, sigmas[0].item()), s)
+
+
+def _check_law(law, name: str) -> None:
+    if not isinstance(law, GaussianImage):
+        raise ValueError(f"{name} must be a GaussianImage, got {type(law).__name__}")
+
+
+def _check_pair(p, q) -> None:
+    _check_law(p, "p")
+    _check_law(q, "q")
+    if p.shape != q.shape:
+        raise ValueError(f"p and q must have one shape, got {p.shape} and {q.shape}")
 
 
 def _common_factor(p: GaussianImage, q: GaussianImage) -> int:
@@ -92,8 +118,7 @@ def _common_factor(p: GaussianImage, q: GaussianImage) -> int:
 
 def w2(p: GaussianImage, q: GaussianImage) -> float:
     r"""The 2-Wasserstein distance between two Gaussian image laws of one shape (exact; see module docstring)."""
-    if p.shape != q.shape:
-        raise ValueError(f"the laws must have one shape, got {p.shape} and {q.shape}")
+    _check_pair(p, q)
     s = _common_factor(p, q)
     M1, M2 = p.blocks(s), q.blocks(s)
     r1 = sqrtm_psd(M1)  # the Bures formula of diffmath.wasserstein, block by block
@@ -113,8 +138,7 @@ def w2_per_pixel(p: GaussianImage, q: GaussianImage) -> float:
 def log_spectrum_error(p: GaussianImage, q: GaussianImage) -> float:
     r"""RMS over integer radii :math:`r = |f|` of :math:`\log\big(\bar P_p(r)/\bar P_q(r)\big)`, with
     :math:`\bar P` the radially averaged power spectra of the centred laws (:func:`radial_profile`)."""
-    if p.shape != q.shape:
-        raise ValueError(f"the laws must have one shape, got {p.shape} and {q.shape}")
+    _check_pair(p, q)
     (_, P), (_, Q) = radial_profile(p.power_spectrum()), radial_profile(q.power_spectrum())
     if (P <= 0).any() or (Q <= 0).any():
         raise ValueError("a radially averaged power spectrum is zero at some radius: the log error is infinite")

@@ -26,6 +26,8 @@ from typing import Optional
 
 import torch
 
+from diffmath._validation import as_tensor, common_dtype_device
+
 KINDS = ("x0", "eps", "score", "v", "velocity")
 
 
@@ -34,9 +36,51 @@ def _check_kind(kind: str, name: str) -> None:
         raise ValueError(f"{name} must be one of {KINDS}, got {kind!r}")
 
 
+def _tensors(named: dict, coefficients: dict, *, divide_by_alpha: bool):
+    """Validate the arrays (same shape) and the coefficients (finite; broadcasting against the arrays;
+    sigma > 0, alpha >= 0, or > 0 when a conversion divides by it); returns them as tensors, in order."""
+    given = [v for v in [*named.values(), *coefficients.values()] if v is not None]
+    dtype, device = common_dtype_device(*given, names=", ".join([*named, *(k for k, v in coefficients.items() if v is not None)]))
+    arrays = {k: as_tensor(v, k, dtype=dtype, device=device) for k, v in named.items()}
+    (first, ref), *rest = arrays.items()
+    for k, v in rest:
+        if v.shape != ref.shape:
+            raise ValueError(f"{k} must have {first}'s shape {tuple(ref.shape)}, got {tuple(v.shape)}")
+    coeffs = {}
+    for k, v in coefficients.items():
+        if v is None:
+            coeffs[k] = None
+            continue
+        t = as_tensor(v, k, dtype=dtype, device=device)
+        try:
+            fits = torch.broadcast_shapes(t.shape, ref.shape) == ref.shape
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(f"{k} must broadcast against {first}'s shape {tuple(ref.shape)} (a number, or a tensor with "
+                             f"trailing unit axes), got shape {tuple(t.shape)}")
+        coeffs[k] = t
+    if (coeffs["sigma"] <= 0).any():
+        raise ValueError("sigma must be > 0 (every conversion divides by it somewhere)")
+    if (coeffs["alpha"] < 0).any() or (divide_by_alpha and (coeffs["alpha"] <= 0).any()):
+        raise ValueError(f"alpha must be {'> 0 to recover x0 from it' if divide_by_alpha else '>= 0'}")
+    return [*arrays.values(), *coeffs.values()]
+
+
 def to_x0_eps(value, kind: str, x, alpha, sigma, dalpha=None, dsigma=None):
-    """The pair :math:`(\\hat x_0, \\hat\\varepsilon)` determined by one prediction of the given kind."""
+    """The pair :math:`(\\hat x_0, \\hat\\varepsilon)` determined by one prediction of the given kind.
+
+    ``value`` and ``x`` have one shape; ``alpha``, ``sigma`` (``dalpha``, ``dsigma``) broadcast against it;
+    ``sigma > 0``, and ``alpha > 0`` for ``eps`` and ``score`` (which divide by it)."""
     _check_kind(kind, "kind")
+    value, x, alpha, sigma, dalpha, dsigma = _tensors(
+        {"value": value, "x": x}, {"alpha": alpha, "sigma": sigma, "dalpha": dalpha, "dsigma": dsigma},
+        divide_by_alpha=kind in ("eps", "score"),
+    )
+    return _to_x0_eps(value, kind, x, alpha, sigma, dalpha, dsigma)
+
+
+def _to_x0_eps(value, kind, x, alpha, sigma, dalpha, dsigma):
     if kind == "x0":
         x0 = value
         return x0, (x - alpha * x0) / sigma
@@ -56,8 +100,16 @@ def to_x0_eps(value, kind: str, x, alpha, sigma, dalpha=None, dsigma=None):
 
 
 def from_x0_eps(x0, eps, kind: str, alpha, sigma, dalpha=None, dsigma=None):
-    """The prediction of the given kind for the pair :math:`(\\hat x_0, \\hat\\varepsilon)`."""
+    """The prediction of the given kind for the pair :math:`(\\hat x_0, \\hat\\varepsilon)` (one shape; the
+    coefficients broadcast against it; ``sigma > 0``)."""
     _check_kind(kind, "kind")
+    x0, eps, alpha, sigma, dalpha, dsigma = _tensors(
+        {"x0": x0, "eps": eps}, {"alpha": alpha, "sigma": sigma, "dalpha": dalpha, "dsigma": dsigma}, divide_by_alpha=False
+    )
+    return _from_x0_eps(x0, eps, kind, alpha, sigma, dalpha, dsigma)
+
+
+def _from_x0_eps(x0, eps, kind, alpha, sigma, dalpha, dsigma):
     if kind == "x0":
         return x0
     if kind == "eps":
@@ -89,9 +141,9 @@ def convert(
     """
     _check_kind(src, "src")
     _check_kind(dst, "dst")
-    if torch.as_tensor(sigma).le(0).any():
-        raise ValueError("sigma must be > 0 (every conversion divides by it somewhere)")
-    if src in ("eps", "score") and torch.as_tensor(alpha).le(0).any():
-        raise ValueError(f"alpha must be > 0 to recover x0 from {src}")
-    x0, eps = to_x0_eps(value, src, x, alpha, sigma, dalpha, dsigma)
-    return from_x0_eps(x0, eps, dst, alpha, sigma, dalpha, dsigma)
+    value, x, alpha, sigma, dalpha, dsigma = _tensors(
+        {"value": value, "x": x}, {"alpha": alpha, "sigma": sigma, "dalpha": dalpha, "dsigma": dsigma},
+        divide_by_alpha=src in ("eps", "score"),
+    )
+    x0, eps = _to_x0_eps(value, src, x, alpha, sigma, dalpha, dsigma)
+    return _from_x0_eps(x0, eps, dst, alpha, sigma, dalpha, dsigma)

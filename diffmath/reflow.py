@@ -48,10 +48,12 @@ two. Everything here is differentiable in :math:`x` and :math:`t` (torch autogra
 continuity equation is checked pointwise (:meth:`Coupling.continuity_residual`).
 
 One rectification between two Gaussians (:func:`rectify_gaussians`): with :math:`x_0\sim\mathcal
-N(m_0,S_0)`, :math:`x_1\sim\mathcal N(m_1,S_1)` independent and the straight line, the field is affine,
+N(m_0,S_0)`, :math:`x_1\sim\mathcal N(m_1,S_1)` jointly Gaussian with cross-covariance
+:math:`C = \mathrm{Cov}(x_0,x_1)` (:math:`C = 0`: independent) and the straight line, the field is affine,
 :math:`v^*(x,t) = m_1 - m_0 + M_t(x - m_t)` with
-:math:`M_t = (tS_1-(1-t)S_0)\big((1-t)^2S_0+t^2S_1\big)^{-1}`, :math:`m_t = (1-t)m_0+tm_1`; its flow
-from 0 to 1 is the 1-rectified map, integrated with :func:`diffmath.linear_flows.linear_flow_tv`.
+:math:`M_t = \big(tS_1-(1-t)S_0+(1-t)C^\top-tC\big)\big((1-t)^2S_0+t^2S_1+t(1-t)(C+C^\top)\big)^{-1}`,
+:math:`m_t = (1-t)m_0+tm_1`; its flow from 0 to 1 is the 1-rectified map, integrated with
+:func:`diffmath.linear_flows.linear_flow_tv`.
 """
 
 from __future__ import annotations
@@ -429,14 +431,43 @@ class Rectification(NamedTuple):
     cost_independent: float  #: E||x1 - x0||^2 for the independent coupling it started from
     pushforward_error: float  #: max |M S0 M^T - S1| / max |S1| (marginal preservation)
     asymmetry: float  #: max |M - M^T| / max |M| (an optimal linear map is symmetric)
+    cost_start: float  #: E||x1 - x0||^2 for the coupling it started from (= cost_independent when cross is None)
 
 
-def rectified_field(m0, S0, m1, S1) -> tuple[Callable[[float], torch.Tensor], Callable[[float], torch.Tensor]]:
-    r"""The straight-line ReFlow field between independent Gaussians as :math:`v^*(x,t) = B_tx + c_t`.
+def _gaussian_cross(cross, S0: torch.Tensor, S1: torch.Tensor) -> Optional[torch.Tensor]:
+    r"""``cross`` validated as :math:`C = \mathrm{Cov}(x_0,x_1)` of a joint Gaussian with marginal covariances
+    :math:`S_0, S_1`: shape (d, d) and :math:`S_1 - C^\top S_0^{-1}C\succeq 0` (the joint covariance is PSD)."""
+    if cross is None:
+        return None
+    d = S0.shape[0]
+    C = as_tensor(cross, "cross", dtype=S0.dtype, device=S0.device)
+    if tuple(C.shape) != (d, d):
+        raise ValueError(f"cross must have shape ({d}, {d}), got {tuple(C.shape)}")
+    schur = S1 - C.T @ torch.linalg.solve(S0, C)
+    low = torch.linalg.eigvalsh(0.5 * (schur + schur.T))[0].item()
+    if low < -1e-10 * (1 + S1.abs().max().item()):
+        raise ValueError(f"cross is not a valid cross-covariance: S1 - C^T S0^-1 C has eigenvalue {low:.6g} < 0")
+    return C
 
-    :math:`B_t = M_t = (tS_1-(1-t)S_0)V_t^{-1}`, :math:`V_t = (1-t)^2S_0+t^2S_1`,
-    :math:`c_t = m_1 - m_0 - M_tm_t`, :math:`m_t = (1-t)m_0 + tm_1` (data :math:`\mathcal N(m_0,S_0)` at
-    :math:`t = 0`). Returns the two functions of :math:`t`.
+
+def rectified_field(m0, S0, m1, S1, cross=None) -> tuple[Callable[[float], torch.Tensor], Callable[[float], torch.Tensor]]:
+    r"""The straight-line ReFlow field between jointly Gaussian ends as :math:`v^*(x,t) = B_tx + c_t`.
+
+    With :math:`C = \mathrm{Cov}(x_0,x_1)` (``cross``, shape (d, d); ``None`` for the independent coupling),
+    :math:`x_t = (1-t)x_0 + tx_1` and the target :math:`u = x_1 - x_0` are jointly Gaussian, so the conditional
+    mean :math:`\mathbb E[u\mid x_t = x]` (the minimiser of the regression objective of Liu, Gong & Liu 2023; article 17, (16)–(17)) is affine:
+
+    .. math::
+
+        V_t = \mathrm{Cov}(x_t) = (1-t)^2S_0 + t^2S_1 + t(1-t)(C + C^\top),\qquad
+        G_t = \mathrm{Cov}(u, x_t) = tS_1 - (1-t)S_0 + (1-t)C^\top - tC,
+
+    :math:`B_t = M_t = G_tV_t^{-1}`, :math:`c_t = m_1 - m_0 - M_tm_t`, :math:`m_t = (1-t)m_0 + tm_1` (data
+    :math:`\mathcal N(m_0,S_0)` at :math:`t = 0`). These are :class:`Coupling`'s :math:`S_k`, :math:`G_k` with
+    :math:`a = 1-t`, :math:`b = t` and general :math:`S_1`. ``cross`` must make the joint covariance PSD
+    (:math:`S_1 - C^\top S_0^{-1}C\succeq 0`), else ``ValueError``; if :math:`V_t` is singular at an
+    evaluated time (paths meet: a deterministic coupling that crosses), the field raises ``ValueError``.
+    Returns the two functions of :math:`t`.
     """
     m0, S0 = wd._mean_cov(m0, S0, "source (m0, S0)")
     m1, S1 = wd._mean_cov(m1, S1, "target (m1, S1)", dtype=m0.dtype, device=m0.device)
@@ -444,10 +475,19 @@ def rectified_field(m0, S0, m1, S1) -> tuple[Callable[[float], torch.Tensor], Ca
     wd.check_spd(S1, "S1")
     if m0.shape != m1.shape:
         raise ValueError(f"the two Gaussians live in different dimensions: {m0.shape[0]} and {m1.shape[0]}")
+    C = _gaussian_cross(cross, S0, S1)
+    sym = None if C is None else C + C.T
 
     def B(t: float) -> torch.Tensor:
         V = (1 - t) ** 2 * S0 + t**2 * S1
-        return torch.linalg.solve(V, (t * S1 - (1 - t) * S0).T).T  # (t S1 - (1-t) S0) V^{-1}
+        G = t * S1 - (1 - t) * S0
+        if C is not None:
+            V = V + t * (1 - t) * sym
+            G = G + (1 - t) * C.T - t * C
+        try:
+            return torch.linalg.solve(V, G.T).T  # G V^{-1} (V symmetric)
+        except RuntimeError:
+            raise ValueError(f"the law of x_t is degenerate at t = {t:.6g} (V_t singular): the coupling's paths meet") from None
 
     def c(t: float) -> torch.Tensor:
         return m1 - m0 - B(t) @ ((1 - t) * m0 + t * m1)
@@ -455,27 +495,33 @@ def rectified_field(m0, S0, m1, S1) -> tuple[Callable[[float], torch.Tensor], Ca
     return B, c
 
 
-def rectify_gaussians(m0, S0, m1, S1, *, rtol: float = 1e-12, atol: float = 1e-12) -> Rectification:
-    r"""One rectification of the independent coupling of :math:`\mathcal N(m_0,S_0)` (data, :math:`t=0`) and
+def rectify_gaussians(m0, S0, m1, S1, *, cross=None, rtol: float = 1e-12, atol: float = 1e-12) -> Rectification:
+    r"""One rectification of a Gaussian coupling of :math:`\mathcal N(m_0,S_0)` (data, :math:`t=0`) and
     :math:`\mathcal N(m_1,S_1)` (:math:`t=1`) along the straight line; compares its cost with :math:`\mathcal W_2^2`.
 
-    The rectified map is :math:`x_0\mapsto m_1 + \Phi(x_0-m_0)`, :math:`\Phi` the flow of :math:`\dot y = M_ty`
-    over [0, 1]. Its cost is :math:`\|m_1-m_0\|^2 + \mathrm{tr}((\Phi-I)S_0(\Phi-I)^\top)`.
+    The starting coupling is independent (``cross=None``, the article's) or jointly Gaussian with
+    :math:`C = \mathrm{Cov}(x_0,x_1)` = ``cross`` (the field is :func:`rectified_field`). The rectified map
+    is :math:`x_0\mapsto m_1 + \Phi(x_0-m_0)`, :math:`\Phi` the flow of :math:`\dot y = M_ty` over [0, 1]. Its cost is
+    :math:`\|m_1-m_0\|^2 + \mathrm{tr}((\Phi-I)S_0(\Phi-I)^\top)`; the starting coupling's is
+    :math:`\|m_1-m_0\|^2 + \mathrm{tr}(S_0 + S_1 - 2C)` (``cost_start``).
     """
-    B, c = rectified_field(m0, S0, m1, S1)
+    B, c = rectified_field(m0, S0, m1, S1, cross)
     m0, S0 = wd._mean_cov(m0, S0, "source (m0, S0)")
     m1, S1 = wd._mean_cov(m1, S1, "target (m1, S1)", dtype=m0.dtype, device=m0.device)
+    C = _gaussian_cross(cross, S0, S1)
     T = lf.linear_flow_tv(B, c, 0.0, 1.0, rtol=rtol, atol=atol)
     eye = torch.eye(m0.shape[0], dtype=m0.dtype, device=m0.device)
     cost = lf.coupling_cost(T, lf.AffineMap(eye, torch.zeros_like(m0)), m0, S0).item()
     push = T.M @ S0 @ T.M.T
+    cost_independent = (((m1 - m0) ** 2).sum() + torch.trace(S0) + torch.trace(S1)).item()
     return Rectification(
         map=T,
         cost=cost,
         w2_squared=wd.bures_w2_squared(m0, S0, m1, S1).item(),
-        cost_independent=(((m1 - m0) ** 2).sum() + torch.trace(S0) + torch.trace(S1)).item(),
+        cost_independent=cost_independent,
         pushforward_error=((push - S1).abs().max() / S1.abs().max()).item(),
         asymmetry=((T.M - T.M.T).abs().max() / T.M.abs().max()).item(),
+        cost_start=cost_independent if C is None else cost_independent - 2 * torch.trace(C).item(),
     )
 
 

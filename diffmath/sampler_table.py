@@ -6,10 +6,20 @@ noises :math:`x_T = \sigma_{\max}\varepsilon` (seed 0 for evaluation, seed 1 for
 EDM's :math:`\rho = 7` grid from :math:`\sigma_{\max} = 80` to :math:`\sigma_{\min} = 0.002`, where
 sampling stops (diff-sampler's convention: no final denoising call). The reference is
 :func:`diffmath.flows.solve_pf_ode` from the same noise to :math:`\sigma_{\min}`; the error is the RMS
-over points and coordinates (per coordinate, so different d compare). Next to it, the number of
-points that end in another mixture component than the reference (a *mode flip*: one flipped point
-moves the RMS error by about its distance between components over the square root of the number of
-points, which is what the plateaus near 0.5 at d = 256 are).
+over points and coordinates (per coordinate, so different d compare): a *pathwise* error against the
+same-noise reference, not the AMED paper's FID on images. Next to it, the number of points that end in
+another mixture component than the reference (a *mode flip*: one flipped point moves the RMS error by
+about its distance between components over the square root of the number of points, which is what the
+plateaus near 0.5 at d = 256 are). Two measures that a flip does not dominate go with it:
+
+* the *median* over points of each point's error (RMS over its coordinates), same runs;
+* a *distributional* one, closest in spirit to FID: the Fréchet distance (the W2 distance between
+  Gaussians with the same means and covariances, :func:`diffmath.wasserstein.bures_w2`) between the
+  samples' mean and covariance and the exact law's at sigma_min (the mixture's, in closed form), for
+  d <= ``frechet_max_dim`` only (a 256-dimensional covariance needs far more points), over
+  ``frechet_seeds`` independent sets of ``frechet_points`` noises, reported as the mean with a 95%
+  Student-t interval. The row "exact samples" is the same statistic for exact draws from the law:
+  the floor that finite samples set.
 
 Steps for a budget of NFE evaluations (:func:`diffmath.samplers.nfe` with ``to_zero=False``):
 one-evaluation samplers (Euler = DDIM, DPM-Solver++(2M), iPNDM and its variable-step form) take
@@ -37,10 +47,14 @@ from diffmath.denoisers import edm_denoiser
 from diffmath.flows import solve_pf_ode
 from diffmath.schedules import edm_rho_grid
 from diffmath.toys import random_mixture
+from diffmath.wasserstein import bures_w2
 
 SIGMA_MAX, SIGMA_MIN, RHO, K = 80.0, 0.002, 7.0, 8
 #: the table's configuration as the experiment registry keys it (diffmath.experiments, "sampler-table")
-DEFAULTS = {"dims": [2, 16, 256], "nfes": [3, 5, 7, 9, 15, 25], "points": 64, "train_points": 64, "amed_max_nfe": 9, "ref_tol": 1e-8}
+DEFAULTS = {"dims": [2, 16, 256], "nfes": [3, 5, 7, 9, 15, 25], "points": 64, "train_points": 64, "amed_max_nfe": 9, "ref_tol": 1e-8,
+            "frechet_max_dim": 16, "frechet_seeds": 5, "frechet_points": 256}
+#: two-sided 95% Student-t quantiles by degrees of freedom (scipy.stats.t.ppf(0.975, df))
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 ONE_EVAL = tuple(n for n, spec in S.SPECS.items() if spec.evaluations == 1)  # amed is imported: its samplers are in SPECS
 TWO_EVAL = tuple(n for n, spec in S.SPECS.items() if spec.evaluations == 2)
 #: (label, sampler, uses afs on every budget): the table's rows, in order
@@ -86,6 +100,9 @@ def run(
     train_points: int = DEFAULTS["train_points"],
     amed_max_nfe: int = DEFAULTS["amed_max_nfe"],
     ref_tol: float = DEFAULTS["ref_tol"],
+    frechet_max_dim: int = DEFAULTS["frechet_max_dim"],
+    frechet_seeds: int = DEFAULTS["frechet_seeds"],
+    frechet_points: int = DEFAULTS["frechet_points"],
     device=None,
 ) -> dict:
     """Measure every row at every budget; a JSON-ready dict (``tables[f"d={d}"][label][str(nfe)]``)."""
@@ -100,6 +117,8 @@ def run(
         "nfe": list(nfes),
         "rows": [label for label, _, _ in ROWS],
         "tables": {},
+        "median": {},
+        "frechet": {},
         "flips": {},
         "train_seconds": {},
         "seconds": {},
@@ -114,8 +133,9 @@ def run(
         ref = solve_pf_ode(gm.denoise, x, SIGMA_MAX, SIGMA_MIN, rtol=ref_tol, atol=ref_tol)
         end = gm.diffuse(1.0, SIGMA_MIN)
         ref_mode = end.responsibilities(ref).argmax(-1)
-        table, flips, train_s = {}, {}, {}
+        table, medians, flips, train_s = {}, {}, {}, {}
         teachers = {}  # AMED-Solver and AMED-Plugin share each grid's teacher trajectory
+        frechet_runs = []  # (label, nfe, name, sig, afs, predictor) re-run on fresh noises for the Fréchet column
         for label, name, afs_opt in ROWS:
             row = {}
             for nfe in nfes:
@@ -139,22 +159,82 @@ def run(
                 if D.nfe != nfe:
                     raise RuntimeError(f"{label} at NFE {nfe} spent {D.nfe} evaluations")
                 row[str(nfe)] = (out - ref).pow(2).mean().sqrt().item()
+                medians.setdefault(label, {})[str(nfe)] = (out - ref).pow(2).mean(-1).sqrt().median().item()
                 flips.setdefault(label, {})[str(nfe)] = int((end.responsibilities(out).argmax(-1) != ref_mode).sum())
+                frechet_runs.append((label, nfe, name, sig, afs, predictor))
             table[label] = row
             if train_s:
                 results["train_seconds"].setdefault(f"d={d}", {})[label] = train_s
                 train_s = {}
         results["tables"][f"d={d}"] = table
+        results["median"][f"d={d}"] = {lab: {k: medians.get(lab, {}).get(k) for k in row} for lab, row in table.items()}
+        if d <= frechet_max_dim:
+            results["frechet"][f"d={d}"] = frechet_column(gm, D, frechet_runs, frechet_seeds, frechet_points, device)
         results["flips"][f"d={d}"] = flips
         results["seconds"][f"d={d}"] = time.perf_counter() - t0
     return results
 
 
-def best(results: dict, key: str, nfe: int, rows: Optional[Sequence[str]] = None) -> Optional[str]:
-    """The label with the smallest error at ``nfe`` in table ``key`` (among ``rows``)."""
-    table = results["tables"][key]
-    cands = [(v[str(nfe)], lab) for lab, v in table.items() if (rows is None or lab in rows) and v.get(str(nfe)) is not None]
+def interval(values: Sequence[float]) -> dict:
+    """Mean and half-width of the two-sided 95% Student-t interval of ``values`` (at least two)."""
+    v = torch.tensor(list(values), dtype=torch.float64)
+    n = v.numel()
+    if n < 2:
+        raise ValueError(f"an interval needs at least two values, got {n}")
+    t = _T975.get(n - 1, 1.96)
+    return {"mean": v.mean().item(), "half": t * v.std(unbiased=True).item() / n**0.5, "values": v.tolist()}
+
+
+def frechet_distance(samples: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> float:
+    """Fréchet distance between the Gaussian fit of ``samples`` (n, d) and N(mean, cov): the W2 distance
+    of the two Gaussians (FID is its square, computed on network features)."""
+    m = samples.mean(0)
+    c = torch.cov(samples.T).reshape(samples.shape[1], samples.shape[1])
+    return bures_w2(m, c, mean, cov).item()
+
+
+def frechet_column(gm, D, runs, seeds: int, points: int, device) -> dict:
+    """The Fréchet distance to the exact law at sigma_min of every (row, NFE) run, over ``seeds`` noise sets
+    (seeds 100, 101, ...), and of exact samples ("exact samples"): {label: {nfe: interval}}."""
+    end = gm.diffuse(1.0, SIGMA_MIN)
+    mean, cov = end.mean(), end.covariance()
+    out: dict = {"exact samples": {}}
+    noises = [SIGMA_MAX * torch.randn(points, gm.dim, generator=torch.Generator().manual_seed(100 + s), dtype=torch.float64).to(device)
+              for s in range(seeds)]
+    exact = [frechet_distance(end.sample(points, torch.Generator(device=device).manual_seed(200 + s)), mean, cov) for s in range(seeds)]
+    for label, nfe, name, sig, afs, predictor in runs:
+        vals = [frechet_distance(_run_sampler(name, D, x, sig, afs, predictor), mean, cov) for x in noises]
+        out.setdefault(label, {})[str(nfe)] = interval(vals)
+        out["exact samples"][str(nfe)] = interval(exact)
+    return out
+
+
+def best(results: dict, key: str, nfe: int, rows: Optional[Sequence[str]] = None, measure: str = "tables") -> Optional[str]:
+    """The label with the smallest error at ``nfe`` in table ``key`` (among ``rows``); ``measure`` is
+    "tables" (RMS), "median" or "frechet" (the interval's mean; the exact-samples row excluded)."""
+    table = results[measure][key]
+    cands = []
+    for lab, v in table.items():
+        val = v.get(str(nfe))
+        if lab == "exact samples" or (rows is not None and lab not in rows) or val is None:
+            continue
+        cands.append((val["mean"] if isinstance(val, dict) else val, lab))
     return min(cands)[1] if cands else None
+
+
+def compare(results: dict, measure: str, key: str, nfe: int, a: str, b: str) -> Optional[str]:
+    """How row ``a`` ranks against row ``b`` at (key, nfe) under ``measure``: "better" (smaller), "worse", or
+    for the Fréchet intervals "overlap" when the two means are closer than the sum of the half-widths
+    (no ranking at 95%); None when either entry is missing."""
+    tab = results.get(measure, {}).get(key)
+    if tab is None or tab.get(a, {}).get(str(nfe)) is None or tab.get(b, {}).get(str(nfe)) is None:
+        return None
+    va, vb = tab[a][str(nfe)], tab[b][str(nfe)]
+    if isinstance(va, dict):
+        if abs(va["mean"] - vb["mean"]) <= va["half"] + vb["half"]:
+            return "overlap"
+        return "better" if va["mean"] < vb["mean"] else "worse"
+    return "better" if va < vb else "worse"
 
 
 def orderings(results: dict) -> list[dict]:
@@ -181,27 +261,49 @@ def orderings(results: dict) -> list[dict]:
     return out
 
 
+def _name(label: str) -> str:
+    return LABELS.get(label.split("+")[0], label) + (" + AFS" if label.endswith("+afs") else "")
+
+
+def _table(results: dict, key: str, measure: str, fmt) -> list[str]:
+    nfes = results["nfe"]
+    lines = ["| sampler | " + " | ".join(f"NFE {n}" for n in nfes) + " |", "|---|" + "---:|" * len(nfes)]
+    winners = {n: best(results, key, n, measure=measure) for n in nfes}
+    for label, row in results[measure][key].items():
+        cells = []
+        for n in nfes:
+            v = row.get(str(n))
+            cell = "—" if v is None else fmt(v)
+            cells.append(f"**{cell}**" if v is not None and winners[n] == label else cell)
+            if measure == "tables":
+                flipped = results.get("flips", {}).get(key, {}).get(label, {}).get(str(n), 0)
+                cells[-1] += f" [{flipped}]" if flipped else ""
+        lines.append(f"| {_name(label)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(results: dict) -> str:
-    """The tables as Markdown (one per mixture), best entry per column in bold."""
+    """The tables as Markdown (per mixture: pathwise RMS, median, Fréchet), best entry per column in bold."""
     lines = [
-        f"Setting: {results['setting']}. Bold: the smallest error in the column. [k]: k of the points end in another "
-        "mixture component than the reference (largest responsibility at sigma_min); one such point dominates an RMS error.",
+        f"Setting: {results['setting']}.",
+        "",
+        "The error is *pathwise*: each sample against the reference ODE solution from the same noise (the AMED paper "
+        "reports FID on images instead). Bold: the smallest error in the column, AFS rows included. [k]: k of the points "
+        "end in another mixture component than the reference (largest responsibility at sigma_min); one such point "
+        "dominates an RMS error, so each mixture has two more tables that a flip does not dominate: the *median* over "
+        "points of each point's error, and (d <= 16) the *Fréchet distance* of the samples to the exact law, "
+        "mean ± 95% interval over independent noise sets, with the floor that exact samples of the same size reach.",
         "",
     ]
-    for key, table in results["tables"].items():
-        lines += [f"**{key}**", "", "| sampler | " + " | ".join(f"NFE {n}" for n in results["nfe"]) + " |"]
-        lines.append("|---|" + "---:|" * len(results["nfe"]))
-        winners = {n: best(results, key, n) for n in results["nfe"]}
-        for label, row in table.items():
-            cells = []
-            for n in results["nfe"]:
-                v = row[str(n)]
-                cell = "—" if v is None else f"{v:.3g}"
-                cell = f"**{cell}**" if v is not None and winners[n] == label else cell
-                flipped = results.get("flips", {}).get(key, {}).get(label, {}).get(str(n), 0)
-                cells.append(cell + (f" [{flipped}]" if flipped else ""))
-            name = LABELS.get(label.split("+")[0], label) + (" + AFS" if label.endswith("+afs") else "")
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for key in results["tables"]:
+        lines += [f"**{key}: RMS error against the same-noise reference**", ""]
+        lines += _table(results, key, "tables", lambda v: f"{v:.3g}")
+        if key in results.get("median", {}):
+            lines += ["", f"**{key}: median per-point error**", ""]
+            lines += _table(results, key, "median", lambda v: f"{v:.3g}")
+        if key in results.get("frechet", {}):
+            lines += ["", f"**{key}: Fréchet distance to the exact law (mean ± 95% interval)**", ""]
+            lines += _table(results, key, "frechet", lambda v: f"{v['mean']:.3g} ± {v['half']:.2g}")
         lines.append("")
     return "\n".join(lines)
 
@@ -228,13 +330,23 @@ def summary(results: dict) -> str:
     if amed_rows:
         won = [f"{o['table']} NFE {o['nfe']}" for o in amed_rows if o["amed_best"]]
         lost = [f"{o['table']} NFE {o['nfe']} ({LABELS.get(o['best'], o['best'])})" for o in amed_rows if not o["amed_best"]]
-        lines.append(f"- *AMED is best at small NFE*: an AMED sampler has the smallest error at {len(won)} of {len(amed_rows)} "
-                     f"(mixture, budget) pairs up to NFE {max(o['nfe'] for o in amed_rows)}"
-                     + (f"; the best elsewhere: {', '.join(lost)}" if lost else "") + ".")
-        for a, b in (("amed", "dpm_solver_2"), ("amed_plugin", "ipndm")):
-            pairs = [(tab[a][str(o["nfe"])], tab[b][str(o["nfe"])]) for o in amed_rows for tab in [results["tables"][o["table"]]]]
-            better = sum(x < y for x, y in pairs)
-            lines.append(f"- {LABELS[a]} beats {LABELS[b]} at {better} of {len(pairs)} of those pairs.")
+        lines.append(f"- *AMED is best at small NFE* (pathwise RMS, rows without AFS as the paper compares them): an AMED "
+                     f"sampler has the smallest error at {len(won)} of {len(amed_rows)} (mixture, budget) pairs up to NFE "
+                     f"{max(o['nfe'] for o in amed_rows)}" + (f"; the best elsewhere: {', '.join(lost)}" if lost else "") + ".")
+        with_afs = [(o, best(results, o["table"], o["nfe"])) for o in amed_rows]
+        afs_won = [f"{o['table']} NFE {o['nfe']} ({_name(b)})" for o, b in with_afs if b.endswith("+afs")]
+        lines.append(f"- With the AFS rows included, an AFS row is best at {len(afs_won)} of those pairs"
+                     + (f": {', '.join(afs_won)}" if afs_won else "") + ".")
+        for a, b in (("amed", "dpm_solver_2"), ("amed_plugin", "ipndm"), ("amed", "ipndm")):
+            for measure, what in (("tables", "pathwise RMS"), ("median", "median error"), ("frechet", "Fréchet distance")):
+                pairs = [ranked for o in amed_rows for ranked in [compare(results, measure, o["table"], o["nfe"], a, b)] if ranked is not None]
+                if not pairs:
+                    continue
+                better = sum(r == "better" for r in pairs)
+                overlap = sum(r == "overlap" for r in pairs)
+                lines.append(f"- {what}: {LABELS[a]} beats {LABELS[b]} at {better} of {len(pairs)} of those pairs"
+                             + (f" (worse at {len(pairs) - better - overlap}, within each other's 95% intervals at {overlap})"
+                                if measure == "frechet" else "") + ".")
     times = [t for rows in results.get("train_seconds", {}).values() for by_nfe in rows.values() for t in by_nfe.values()]
     if times:
         lines.append(f"- AMED training: {len(times)} predictors, {min(times):.1f} to {max(times):.1f} s each "

@@ -246,8 +246,10 @@ class EDM(Schedule):
     def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0, sigma_data: float = 0.5):
         if not (0 < sigma_min < sigma_max < math.inf):
             raise ValueError(f"need 0 < sigma_min < sigma_max < inf, got {sigma_min}, {sigma_max}")
-        if not rho > 0:
-            raise ValueError(f"rho must be > 0, got {rho}")
+        if not (rho > 0 and math.isfinite(rho)):
+            raise ValueError(f"rho must be finite and > 0, got {rho}")
+        if not (0 < sigma_data < math.inf):
+            raise ValueError(f"sigma_data must be finite and > 0, got {sigma_data}")
         self.sigma_min, self.sigma_max, self.rho, self.sigma_data = map(float, (sigma_min, sigma_max, rho, sigma_data))
 
     def _alpha(self, t):

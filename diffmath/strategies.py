@@ -23,13 +23,18 @@ from diffmath.images import GaussianImage, ImageMixture
 from diffmath.mixture import GaussianMixture
 from diffmath.toys import COV_TYPES
 
-PROFILES = ("ci", "thorough", "dev")
+PROFILES = ("ci", "thorough", "dev", "fresh")
 
 settings.register_profile(
     "ci", derandomize=True, max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("thorough", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=100, deadline=None)
+# the ci profile's size with new examples each run (pass --hypothesis-seed to choose them): the flake check
+# of benchmarks/flakes.py runs the quick tier under it with many seeds
+settings.register_profile(
+    "fresh", derandomize=False, database=None, max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def load_profile(name: Optional[str] = None) -> str:

@@ -3,12 +3,22 @@
 A :class:`Derivation` is a list of :class:`Step` objects. Each step states ``lhs REL rhs`` with
 REL one of ``=``, ``<=``, ``>=``:
 
+* no step may have two sides that are one expression as written (``m - x`` against ``m - x``, or
+  ``(F - F)/rho``, which sympy builds as 0, against 0): such a step passes any check and derives
+  nothing. The computation belongs in the check: leave a side unevaluated (a ``Derivative``, ``Subs``,
+  ``Integral``, ``Sum``, a ``MatMul(..., evaluate=False)`` of explicit matrices) and the check does it;
 * an equality is accepted when sympy reduces ``lhs - rhs`` to zero (``simplify``, then
-  ``expand``/``cancel``/``trigsimp``/``expand_log``/``doit`` as fall-backs; matrices entry by entry).
-  A side may be left unevaluated (a ``Sum``, a ``Derivative``, a ``MatMul(..., evaluate=False)`` of
-  explicit matrices) so that the computation happens in the check rather than in the statement;
-* an inequality needs a *certificate* ``c``: sympy must show ``(larger) - (smaller) - c == 0`` and
-  that ``c`` is nonnegative from the symbols' assumptions (``c.is_nonnegative is True``).
+  ``expand``/``cancel``/``trigsimp``/``expand_log``/``doit`` as fall-backs; matrices entry by entry);
+* an inequality is accepted when its gap (``rhs - lhs`` for ``<=``, ``lhs - rhs`` for ``>=``) is
+  nonnegative for a reason sympy can see. Either the step gives a ``certificate`` equal to the gap
+  that sympy shows nonnegative from the symbols' assumptions (a square, a product of positive
+  parameters), or it names its :class:`Hypothesis` objects (``h >= 0``, each stated in words: the
+  one-sided Lipschitz condition, Cauchy-Schwarz) and the ``variables`` they constrain, and sympy solves
+  for multipliers ``lam_i`` with ``gap == sum(lam_i * h_i)`` identically in the variables and shows
+  every ``lam_i >= 0``. A slack is thus derived from stated hypotheses, never declared: the same step
+  with a hypothesis pointing the other way finds no nonnegative multipliers and fails;
+* a step may be ``assumed=True``: a premise the derivation rests on (the article's model, a
+  definition), stated but not checked. The book marks it as assumed.
 
 Nothing is checked numerically here; a step that sympy cannot reduce fails, and the failure says
 which step and what was left over. The same object renders as a LaTeX ``aligned`` block.
@@ -34,6 +44,15 @@ def _is_zero(expr: Expr) -> bool:
         return all(_is_zero(e) for e in expr)
     if expr == 0:
         return True
+    if expr.has(sp.Integral, sp.Derivative, sp.Subs, sp.Sum, sp.Limit):
+        # an unevaluated side: compute it first (simplifying an unevaluated integral first can rewrite it into
+        # special functions that no longer cancel)
+        try:
+            done = expr.doit()
+            if done == 0 or sp.simplify(done) == 0 or sp.simplify(sp.expand(done)) == 0:
+                return True
+        except (TypeError, ValueError, NotImplementedError):
+            pass
     reducers = (
         sp.simplify,
         sp.expand,
@@ -52,6 +71,69 @@ def _is_zero(expr: Expr) -> bool:
     return False
 
 
+def _same_expression(lhs: Expr, rhs: Expr) -> bool:
+    """Whether ``lhs`` and ``rhs`` are one expression as written (sympy's automatic evaluation only).
+
+    ``m - x`` against ``m - x``, or ``(F - F) / rho`` (which sympy builds as 0) against 0: such a step
+    would pass any check and derives nothing. An unevaluated side (``Sum``, ``Subs``, ``Derivative``,
+    ``MatMul(..., evaluate=False)``) differs from its value here, so computing it is a real step.
+    """
+    if lhs == rhs:
+        return True
+    lazy = (sp.MatrixExpr,)
+    if any(isinstance(side, lazy) and not isinstance(side, sp.MatrixBase) for side in (lhs, rhs)):
+        return False  # an unevaluated matrix product: the check computes it
+    if isinstance(lhs, sp.MatrixBase) and isinstance(rhs, sp.MatrixBase):
+        return lhs.shape == rhs.shape and all(a == b or (a - b) == 0 for a, b in zip(lhs, rhs))
+    try:
+        return (lhs - rhs) == 0
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """A stated hypothesis ``expr >= 0`` that an inequality step may use.
+
+    ``why`` says where it comes from (e.g. "the backward one-sided Lipschitz condition on g");
+    ``tex`` is its LaTeX form for the book (default: ``sympy.latex(expr) \\ge 0``).
+    """
+
+    expr: sp.Expr
+    why: str
+    tex: Optional[str] = None
+
+    def to_latex(self) -> str:
+        return self.tex if self.tex is not None else rf"{sp.latex(self.expr)} \ge 0"
+
+
+def _nonnegative_combination(gap: sp.Expr, hypotheses: Sequence[Hypothesis], variables: Sequence[sp.Symbol]):
+    """Multipliers ``lam`` (expressions free of ``variables``) with ``gap == sum(lam_i h_i)``
+    identically in ``variables`` and every ``lam_i`` provably nonnegative, or a message why not."""
+    lams = sp.symbols(f"lambda_0:{len(hypotheses)}")
+    residual = sp.expand(gap - sum(lam * h.expr for lam, h in zip(lams, hypotheses)))
+    try:
+        poly = sp.Poly(residual, *variables)
+    except sp.PolynomialError as exc:
+        return None, f"the gap is not polynomial in the variables {list(variables)}: {exc}"
+    equations = [sp.simplify(c) for c in poly.coeffs()]
+    solution = sp.solve(equations, lams, dict=True)
+    if not solution:
+        return None, "the gap is not a combination of the hypotheses (no multipliers solve it)"
+    sol = solution[0]
+    values = [sp.simplify(sol.get(lam, sp.Integer(0))) for lam in lams]
+    if any(v.free_symbols & set(lams) for v in values):
+        # an underdetermined system: set the free multipliers to 0 and check the rest
+        values = [sp.simplify(v.subs({lam: 0 for lam in lams})) for v in values]
+    left = sp.simplify(sp.expand(gap - sum(v * h.expr for v, h in zip(values, hypotheses))))
+    if left != 0:
+        return None, f"the multipliers leave {left}"
+    for v, h in zip(values, hypotheses):
+        if v.is_nonnegative is not True:
+            return None, f"the multiplier of the hypothesis ({h.why}) is {v}, which sympy cannot show is nonnegative"
+    return values, None
+
+
 @dataclass(frozen=True)
 class Step:
     """One step ``lhs REL rhs`` of a derivation.
@@ -63,6 +145,9 @@ class Step:
     why : a short justification, shown beside the step in the book
     certificate : for inequalities, an expression equal to ``rhs - lhs`` (``<=``) or
         ``lhs - rhs`` (``>=``) that sympy can see is nonnegative
+    hypotheses, variables : for inequalities, instead of (or with) a certificate: stated hypotheses
+        ``h >= 0`` and the symbols they constrain; the gap must be a nonnegative combination of them
+    assumed : a premise, stated and not checked (rendered as assumed)
     lhs_tex, rhs_tex : optional LaTeX shown instead of ``sympy.latex`` of the sides
     """
 
@@ -73,15 +158,30 @@ class Step:
     certificate: Optional[sp.Expr] = None
     lhs_tex: Optional[str] = None
     rhs_tex: Optional[str] = None
+    hypotheses: tuple = ()
+    variables: tuple = ()
+    assumed: bool = False
 
     def __post_init__(self):
         if self.relation not in _RELATIONS:
             raise ValueError(f"relation must be one of {list(_RELATIONS)}, got {self.relation!r}")
-        if self.relation != "=" and self.certificate is None:
-            raise ValueError("an inequality step needs a nonnegative certificate")
+        object.__setattr__(self, "hypotheses", tuple(self.hypotheses))
+        object.__setattr__(self, "variables", tuple(self.variables))
+        if not all(isinstance(h, Hypothesis) for h in self.hypotheses):
+            raise ValueError("hypotheses must be Hypothesis objects")
+        if self.hypotheses and not self.variables:
+            raise ValueError("a step with hypotheses needs the variables they constrain")
+        if self.hypotheses and self.relation == "=":
+            raise ValueError("hypotheses are for inequality steps")
+        if self.relation != "=" and self.certificate is None and not self.hypotheses and not self.assumed:
+            raise ValueError("an inequality step needs a nonnegative certificate or hypotheses")
 
     def failure(self) -> Optional[str]:
         """``None`` when sympy verifies the step, else a message saying what failed."""
+        if _same_expression(self.lhs, self.rhs):
+            return "the two sides are the same expression before any simplification: the step derives nothing"
+        if self.assumed:
+            return None
         if self.relation == "=":
             diff = self.lhs - self.rhs
             if isinstance(diff, sp.MatrixExpr) and not isinstance(diff, sp.MatrixBase):
@@ -91,6 +191,11 @@ class Step:
             left = diff.applyfunc(sp.simplify) if isinstance(diff, sp.MatrixBase) else sp.simplify(diff)
             return f"lhs - rhs does not reduce to 0 (left with {left})"
         gap = self.rhs - self.lhs if self.relation == "<=" else self.lhs - self.rhs
+        if self.hypotheses:
+            if self.certificate is not None and not _is_zero(gap - self.certificate):
+                return f"certificate {self.certificate} is not equal to the gap {sp.simplify(gap)}"
+            _, why = _nonnegative_combination(gap, self.hypotheses, self.variables)
+            return None if why is None else f"from the stated hypotheses: {why}"
         if not _is_zero(gap - self.certificate):
             return f"certificate {self.certificate} is not equal to the gap {sp.simplify(gap)}"
         if sp.simplify(self.certificate).is_nonnegative is not True:
@@ -105,7 +210,8 @@ class Step:
         """
         lhs = self.lhs_tex if self.lhs_tex is not None else sp.latex(self.lhs)
         rhs = self.rhs_tex if self.rhs_tex is not None else sp.latex(self.rhs)
-        tag = rf" \qquad ({number})" if number is not None else ""
+        label = f"{number}, assumed" if self.assumed and number is not None else number
+        tag = rf" \qquad (\text{{{label}}})" if self.assumed and number is not None else (rf" \qquad ({number})" if number is not None else "")
         if len(lhs) + len(rhs) > _WIDE:  # too wide for one line of the page: relation on a second line
             return f"& {lhs} \\\\\n&\\quad {_RELATIONS[self.relation]} {rhs}{tag}"
         return f"{lhs} &{_RELATIONS[self.relation]} {rhs}{tag}"
@@ -143,8 +249,21 @@ class Derivation:
         return "\\begin{aligned}\n" + body.join(rows) + "\n\\end{aligned}"
 
     def justifications(self) -> list[str]:
-        """``"(k) why"`` for each step that has a justification, in order."""
-        return [f"({i}) {s.why}" for i, s in enumerate(self.steps, 1) if s.why]
+        """``"(k) why"`` for each step that has a justification, in order (assumed steps say so)."""
+        return [f"({i}) {'assumed: ' if s.assumed else ''}{s.why}" for i, s in enumerate(self.steps, 1) if s.why or s.assumed]
+
+    def assumed_steps(self) -> list[int]:
+        """The numbers (from 1) of the steps that are premises, not checked."""
+        return [i for i, s in enumerate(self.steps, 1) if s.assumed]
+
+    def hypotheses(self) -> list[Hypothesis]:
+        """Every hypothesis the inequality steps use, once each, in order of first use."""
+        out: list[Hypothesis] = []
+        for s in self.steps:
+            for h in s.hypotheses:
+                if h not in out:
+                    out.append(h)
+        return out
 
 
 def gaussian_expectation(expr: sp.Expr, normals: Sequence[sp.Symbol]) -> sp.Expr:

@@ -6,6 +6,7 @@ Used by the claim checks, the tests, the notebooks and :mod:`diffmath.strategies
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -32,8 +33,16 @@ def random_mixture(
     device: Optional[torch.device] = None,
 ) -> GaussianMixture:
     """A random mixture: Dirichlet(1) weights, means of scale ``spread``, random covariances."""
+    for name, v in (("n_components", n_components), ("dim", dim)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    n_components, dim = int(n_components), int(dim)
     if cov_type not in COV_TYPES:
         raise ValueError(f"cov_type must be one of {COV_TYPES}, got {cov_type!r}")
+    if not math.isfinite(spread):
+        raise ValueError(f"spread must be a finite number, got {spread!r}")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     device = torch.device("cpu") if device is None else torch.device(device)
     g = torch.Generator(device="cpu").manual_seed(seed)
     w = -torch.log(torch.rand(n_components, generator=g, dtype=torch.float64))

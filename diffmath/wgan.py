@@ -26,7 +26,9 @@ Contents:
   :math:`-\nabla\cdot(\rho\nabla D^*)=p_1-p_0`; in 1-D :math:`D^{*\prime}=(F_0-F_1)/\rho`
   (:func:`optimal_critic_gradient_1d`, :func:`optimal_critic_value_1d`, :func:`critic_objective_1d`);
 * the two generator schemes of the article on the affine Gaussian generator
-  :math:`g(z)=a+bz` (:func:`scheme_t0`, :func:`scheme_averaged`).
+  :math:`g(z)=a+bz` (:func:`scheme_t0`, :func:`scheme_averaged`), and on a 1-D particle cloud moved by
+  :math:`x\leftarrow x+\epsilon v(x)` (:func:`scheme_particles`, with the cloud's law smoothed by
+  :func:`cloud_mixture_1d`).
 
 The exact velocity here is for a mixture generator law *and* a mixture data law (independent coupling,
 straight line), which the article needs because the generator's law is arbitrary. Chapter 17's
@@ -373,17 +375,26 @@ def critic_objective_1d(D: Critic, p0: GaussianMixture, p1: GaussianMixture, *, 
 # ---------------------------------------------------------------------------------------------------
 # the two generator schemes on the affine Gaussian generator g(z) = a + b z
 # ---------------------------------------------------------------------------------------------------
-def scheme_t0(a: float, b: float, p1: GaussianMixture, eps: float, steps: int) -> np.ndarray:
-    r"""The article's scheme (6) with the exact time-dependent ReFlow field at :math:`t=0`,
-    :math:`v^*(x,0)=\mathbb E_{p_1}x_1-x`, on the affine generator :math:`g(z)=a+bz` (1-D). For this
-    generator the argmin of (6) is exact: :math:`a\leftarrow a+\epsilon(m_1-a)`, :math:`b\leftarrow(1-\epsilon)b`.
-    Returns the path of :math:`(a,b)`, shape (steps + 1, 2)."""
+def scheme_t0(a: float, b: float, p1: GaussianMixture, eps: float, steps: int, *, hermite: int = 8) -> np.ndarray:
+    r"""The article's scheme (6) with the exact time-dependent ReFlow field taken at :math:`t=0`, on the affine
+    generator :math:`g(z)=a+bz` (1-D): each step evaluates :func:`reflow_velocity` for the current generator law
+    :math:`p_0=\mathcal N(a,b^2)` at :math:`t=0` on Gauss–Hermite nodes :math:`z`, forms the targets
+    :math:`y(z)=g(z)+\epsilon\,v^*(g(z),0)` and solves the argmin of (6), the least-squares fit of :math:`a+bz` to
+    :math:`y` under :math:`z\sim\mathcal N(0,1)`: :math:`a\leftarrow\mathbb E y`, :math:`b\leftarrow\mathbb E[zy]` (exact:
+    the nodes integrate polynomials of degree :math:`\le 2\,\text{hermite}-1`, and the targets are affine in
+    :math:`z` because :math:`v^*(x,0)=\mathbb E_{p_1}x_1-x`, C20.7). Returns the path of :math:`(a,b)`, shape
+    (steps + 1, 2); C20.7 predicts :math:`b_n=(1-\epsilon)^nb_0`."""
     if not 0 < eps < 1:
         raise ValueError(f"eps must lie in (0, 1), got {eps}")
-    m1 = p1.mean()[0].item()
+    z, w = np.polynomial.hermite_e.hermegauss(hermite)
+    z = torch.tensor(z, dtype=torch.float64, device=p1.device)
+    w = torch.tensor(w / math.sqrt(2 * math.pi), dtype=torch.float64, device=p1.device)
     path = [(a, b)]
     for _ in range(steps):
-        a, b = a + eps * (m1 - a), (1 - eps) * b
+        p0 = GaussianMixture(torch.ones(1, dtype=torch.float64, device=p1.device), [[a]], [max(b * b, 1e-300)])
+        x = (a + b * z)[:, None]
+        y = (x + eps * reflow_velocity(p0, p1, x, 0.0))[:, 0]
+        a, b = (w * y).sum().item(), (w * z * y).sum().item()
         path.append((a, b))
     return np.array(path)
 
@@ -409,8 +420,61 @@ def scheme_averaged(a: float, b: float, p1: GaussianMixture, eps: float, steps: 
     return np.array(path)
 
 
+# ---------------------------------------------------------------------------------------------------
+# the two generator schemes on a non-parametric generator: a 1-D particle cloud
+# ---------------------------------------------------------------------------------------------------
+def cloud_mixture_1d(x, bandwidth: float) -> GaussianMixture:
+    r"""The law of a 1-D particle cloud ``x`` (n,) smoothed by a Gaussian kernel of standard deviation ``bandwidth``:
+    the mixture :math:`\tfrac1n\sum_i\mathcal N(x_i,h^2)`, one component per particle (a kernel density estimate)."""
+    x = as_tensor(x, "x", dtype=torch.float64)
+    if x.ndim != 1 or x.shape[0] < 1:
+        raise ValueError(f"x must have shape (n,) with n >= 1, got {tuple(x.shape)}")
+    if not bandwidth > 0:
+        raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
+    n = x.shape[0]
+    return GaussianMixture(torch.full((n,), 1.0 / n, dtype=x.dtype, device=x.device), x[:, None],
+                           torch.full((n, 1), bandwidth**2, dtype=x.dtype, device=x.device))
+
+
+def scheme_particles(x, p1: GaussianMixture, eps: float, steps: int, *, field: str = "t0", bandwidth: float = 0.1,
+                     **quad) -> torch.Tensor:
+    r"""Scheme (6) on a non-parametric generator, a 1-D cloud of particles: every particle is its own parameter, so
+    the argmin of (6) is exactly :math:`x_i\leftarrow x_i+\epsilon\,v(x_i)`. The field is computed afresh at every
+    step for the current cloud's law, smoothed by :func:`cloud_mixture_1d`:
+
+    * ``field="t0"``: the exact ReFlow field at :math:`t=0`, :func:`reflow_velocity` (C20.7: :math:`\mathbb E_{p_1}x_1-x`,
+      whatever the cloud);
+    * ``field="averaged"``: the gradient of the optimal critic, :func:`optimal_critic_gradient_1d`
+      (:math:`(F_0-F_1)/\rho`, C20.5); ``quad`` goes to its time quadrature.
+
+    ``x`` (n,) is the initial cloud on ``p1``'s device. Returns the path of the cloud, shape (steps + 1, n)."""
+    if field not in ("t0", "averaged"):
+        raise ValueError(f"field must be 't0' or 'averaged', got {field!r}")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    if not isinstance(p1, GaussianMixture):
+        raise TypeError(f"p1 must be a diffmath.GaussianMixture, got {type(p1).__name__}")
+    if p1.dim != 1:
+        raise ValueError(f"p1 must be one-dimensional, got d = {p1.dim}")
+    x = as_tensor(x, "x", dtype=p1.dtype, device=p1.device)
+    cloud_mixture_1d(x, bandwidth)  # validates x and the bandwidth
+    path = [x]
+    for _ in range(steps):
+        p0 = cloud_mixture_1d(x, bandwidth)
+        if field == "t0":
+            v = reflow_velocity(p0, p1, x[:, None], 0.0)[:, 0]
+        else:
+            v = optimal_critic_gradient_1d(p0, p1, x, **quad)
+        x = x + eps * v
+        path.append(x)
+    return torch.stack(path)
+
+
 __all__ = [
     "cdf_difference_1d",
+    "cloud_mixture_1d",
     "critic_gradient",
     "critic_loss",
     "critic_mlp",
@@ -426,6 +490,7 @@ __all__ = [
     "reflow_gradient_loss",
     "reflow_velocity",
     "scheme_averaged",
+    "scheme_particles",
     "scheme_t0",
     "time_averaged_density_1d",
     "time_averaged_field",

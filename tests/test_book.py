@@ -272,3 +272,28 @@ def test_experiments_are_written_for_the_chapters(tmp_path, book_copy, monkeypat
     assert json.loads((out / "toy-for-book.json").read_text()) == {"value": 42, "device": "cpu"}
     assert (out / "toy-for-book.md").read_text() == "value 42\n"
     assert len(calls) == 1
+
+
+def test_claim_page_says_which_steps_are_assumed_and_states_the_hypotheses():
+    """A derivation with a premise is not reported as "sympy verified every step": the page names the assumed
+    step; a derivation whose inequality uses hypotheses lists them with their reasons."""
+    import sympy as sp
+
+    from diffmath.symbolic import Derivation, Hypothesis, Step
+
+    x, B = sp.symbols("x B", real=True)
+    n = sp.symbols("n", nonnegative=True)
+    h = Hypothesis(n - B, "a one-sided bound")
+    derivation = Derivation(
+        [Step(sp.Symbol("y"), x + 1, why="the model", assumed=True), Step(B, n, "<=", hypotheses=(h,), variables=(B, n))]
+    )
+    claim = Claim(
+        id="C99.2", title="t", statement="s", source=Source(part=16), kind=Kind.IDENTITY, chapter="nowhere",
+        derive=lambda: derivation,
+    )
+    page = book.claim_page(claim, fake_outcome(claim), set())
+    assert "except (1), a premise the derivation assumes" in page and "verified every one." not in page
+    assert "a one-sided bound" in page and "*Hypotheses*" in page and r"\text{1, assumed}" in page
+    plain = Claim(id="C99.3", title="t", statement="s", source=Source(part=16), kind=Kind.IDENTITY, chapter="nowhere",
+                  derive=lambda: Derivation([Step(sp.Derivative(x**2, x), 2 * x)]))
+    assert "sympy verified every one" in book.claim_page(plain, fake_outcome(plain), set())

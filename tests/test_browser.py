@@ -148,6 +148,19 @@ def test_chapter_21_prose_matches_the_sampler_table(built_book):
         assert all(T.best(res, key, n, plain) == "ipndm" for n in (7, 9)), key
     first = {k: next((n for n in res["nfe"] if tab["heun"][str(n)] < tab["euler"][str(n)]), None) for k, tab in tables.items()}
     assert first == {"d=2": 25, "d=16": 25, "d=256": None}  # "Heun overtakes DDIM late, at NFE 25 on two of the mixtures"
+    # the robust measures: median per-point error and the Frechet distance (d <= 16)
+    pairs = [(k, n) for k in tables for n in (3, 5, 7, 9)]
+    ranks = lambda measure, a, b: [T.compare(res, measure, k, n, a, b) for k, n in pairs if T.compare(res, measure, k, n, a, b)]
+    assert ranks("median", "amed", "ipndm").count("better") == 5 and len(ranks("median", "amed", "ipndm")) == 12
+    assert ranks("tables", "amed", "ipndm").count("better") == 1
+    fr = ranks("frechet", "amed", "ipndm")
+    assert len(fr) == 8 and fr.count("overlap") == 6
+    assert ranks("median", "amed_plugin", "ipndm").count("better") == 9
+    assert ranks("frechet", "amed_plugin", "ipndm").count("better") == 2
+    floor = res["frechet"]["d=16"]["exact samples"]
+    for n in ("15", "25"):  # "from NFE 15 on, every sampler's value lies inside the interval of exact samples"
+        lo, hi = floor[n]["mean"] - floor[n]["half"], floor[n]["mean"] + floor[n]["half"]
+        assert all(lo <= v[n]["mean"] <= hi for v in res["frechet"]["d=16"].values() if v.get(n)), n
 
 
 def test_ledger_links_resolve_to_claim_sections(built_book):

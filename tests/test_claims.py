@@ -165,3 +165,21 @@ def test_ledger_cache_round_trip(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="given for claim"):
         Outcome.from_dict(bad, fresh.as_dict())
     assert cache.read("ledger", {"claim": "C99.9", "device": "cpu", "code": cache.code_version()}) is None
+
+
+@pytest.mark.parametrize("claim", [c for c in CLAIMS if c.derive is not None], ids=lambda c: c.id)
+def test_every_derivation_step_derives(claim):
+    """Issue 11: no step of any derivation has two sides that are one expression as written (such a step passes
+    any check), and no inequality rests on a slack symbol declared nonnegative: a symbol assumed nonnegative
+    that appears in a certificate but in neither side. (That every step verifies is test_claim_verifies.)"""
+    from diffmath.symbolic import _same_expression
+
+    d = claim.derivation
+    for i, step in enumerate(d.steps, 1):
+        assert not _same_expression(step.lhs, step.rhs), f"{claim.id} step {i} restates itself"
+        if step.certificate is not None:
+            sides = set()
+            for side in (step.lhs, step.rhs):
+                sides |= side.free_symbols
+            declared = {s for s in step.certificate.free_symbols - sides if s.is_nonnegative}
+            assert not declared, f"{claim.id} step {i}: slack {declared} is declared, not derived"

@@ -147,3 +147,30 @@ def test_solver_bad_input():
         flows.pf_ode_velocity(sch.RectifiedFlow(), gm.denoise)(torch.zeros(1, 2), 0.0)
     with pytest.raises(RuntimeError, match="max_steps"):
         flows.solve_pf_ode(gm.denoise, torch.zeros(1, 2), 10.0, 0.01, max_steps=3)
+
+
+# --- what the mutation run of issue 11 found untested ------------------------------------------------------------
+
+
+def test_gaussian_flow_refuses_vector_levels_and_a_degenerate_start():
+    mean, cov = torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64)
+    x = torch.ones(3, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="alpha_from must be a number"):
+        flows.gaussian_flow(mean, cov, x, torch.tensor([0.5, 0.6], dtype=torch.float64), 1.0, 1.0, 0.5)
+    with pytest.raises(ValueError, match="starting covariance"):
+        flows.gaussian_flow(mean, cov, x, 0.0, 0.0, 1.0, 0.5)
+
+
+def test_solver_counts_every_denoiser_call():
+    """SolveStats.evaluations equals the number of denoiser calls, counted independently by a wrapper; and the
+    Dormand-Prince step costs six calls after the first (first-same-as-last)."""
+    gm = random_mixture(2, 2, seed=7)
+    calls = []
+
+    def counted(y, alpha, s):
+        calls.append(1)
+        return gm.denoise(y, alpha, s)
+
+    x = 5 * torch.randn(4, 2, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    _, stats = flows.solve_pf_ode(counted, x, 5.0, 0.1, rtol=1e-6, atol=1e-6, return_stats=True)
+    assert stats.evaluations == len(calls) == 1 + 6 * (stats.accepted + stats.rejected)

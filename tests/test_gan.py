@@ -152,6 +152,75 @@ def test_gan_training_tracks_flow():
     assert np.abs(part[:, 0] - em).max() < 0.15 and np.abs(genp[:, 1] - es).max() < 0.15
 
 
+# --- beyond one dimension: g = mu + L z (C19.6-C19.9 in d = 2, 3) ----------------------------------------------------
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("parametrisation", gan.AFFINE_PARAMETRISATIONS)
+def test_affine_projection_nd(d, parametrisation):
+    """C19.6 in R^d: E[J^T J] by autograd under an exact product quadrature equals the closed form; the argmin of (8)
+    equals affine_parameter_velocity; with a full L it moves mean and covariance exactly as the flow, with a triangular
+    L (d >= 2) the covariance moves differently; with L = e^rho I the plain/Gauss-Newton rho ratio is d sigma^2."""
+    r = P.projection_nd(d, 40 + d, parametrisation)
+    assert r["metric"] <= 1e-12 and r["param"] <= 1e-12 and r["mean"] <= 1e-12
+    if parametrisation == "full" or (parametrisation == "tril" and d == 1):
+        assert r["cov"] <= 1e-12
+    elif parametrisation == "tril":
+        assert r["cov"] >= 0.05
+    if parametrisation == "log":
+        assert abs(r["ratio"] / r["ratio_closed"] - 1) <= 1e-12
+
+
+def test_affine_generator_nd_matches_1d():
+    """d = 1: AffineGeneratorND is AffineGenerator (same samples, same Gauss-Newton metric as the 1-D claim)."""
+    z = torch.linspace(-2, 2, 7, dtype=torch.float64)
+    for par1, parn in (("scale", "full"), ("scale", "tril"), ("scale", "isotropic"), ("log", "log")):
+        g1 = gan.AffineGenerator(0.3, 1.7, par1)
+        L = 1.7 if parn in ("isotropic", "log") else [[1.7]]
+        gn = gan.AffineGeneratorND([0.3], L, parn)
+        assert torch.allclose(gn(z[:, None])[:, 0], g1(z), rtol=1e-14)
+    G = gan.affine_gauss_newton_metric(gan.AffineGeneratorND([0.3], 1.7, "log"))
+    assert torch.allclose(G, torch.diag(torch.tensor([1.0, 1.7**2], dtype=torch.float64)), rtol=1e-14)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_plugin_equals_alternating_nd(d):
+    """C19.7 in R^d: for the loss -D the stop-gradient and plug-in gradients in (mu, L) are grad KL(q_theta||p)."""
+    r = P.plugin_gradients_nd(d, 50 + d)
+    assert torch.allclose(r["alternating"], r["kl"], rtol=1e-10, atol=1e-12)
+    assert torch.allclose(r["plugin"], r["kl"], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+@pytest.mark.parametrize("h", sorted(gan.H_FAMILY))
+def test_monoflow_dissipation_nd(d, h):
+    """C19.8 in R^d: the measured KL rate along grad h(log r) is -E h'(l)|grad l|^2 (5 SE) and <= 0 (5 SE)."""
+    z, upper = P.monoflow_nd(d, 60 + d, h, n=4000)
+    assert z <= Z and upper <= 0.0
+
+
+@settings(max_examples=20)
+@given(d=st.sampled_from([1, 2, 3]), seed=st.integers(0, 2**16))
+def test_frozen_objective_nd_closed_form_property(d, seed):
+    """C19.9 in R^d: the closed form of E[-D*(mu + L z)] against an exact product Gauss-Hermite rule; d = 1 is the
+    one-dimensional formula."""
+    a, b = P.gaussian_case(d, seed), P.gaussian_case(d, seed + 1)
+    mu, L, mu_t, S_t, m, S = a["mq"], a["L"], b["mq"], b["Sq"], a["m"], a["S"]
+    zq, wq = P.hermite_nd(3, d)
+    x = mu + zq @ L.T
+    quad = (wq * -(P.log_normal_nd(m, S)(x) - P.log_normal_nd(mu_t, S_t)(x))).sum()
+    closed = gan.frozen_generator_objective_nd(mu, L, mu_t, S_t, m, S)
+    assert abs(quad - closed).item() <= 1e-10 * (1 + abs(closed).item())
+    if d == 1:
+        one = gan.frozen_generator_objective(mu[0], L[0, 0].abs(), mu_t[0].item(), S_t[0, 0].sqrt().item(), m[0].item(),
+                                             S[0, 0].sqrt().item())
+        assert torch.allclose(closed, one, rtol=1e-12)
+
+
+def test_frozen_runs_nd():
+    """C19.9 in R^d: narrower than p in one direction is enough for (11) to blow L up; wider in every direction collapses it."""
+    assert P.frozen_runs_nd(2, 71, (0.5, 3.0), steps=120)["sv"][0] > 100
+    assert P.frozen_runs_nd(2, 71, (3.0, 3.0), steps=120)["sv"][0] < 1e-2
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="divergence"):
         gan.fgan_optimal_critic("tv", 1.0)
@@ -163,3 +232,18 @@ def test_bad_input():
         gan.AffineGenerator(0.0, -1.0)
     with pytest.raises(ValueError, match="x_data"):
         gan.fit_quadratic_logit(torch.zeros(3), torch.zeros(4))
+    eye = torch.eye(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="parametrisation"):
+        gan.AffineGeneratorND(torch.zeros(2), eye, "diag")
+    with pytest.raises(ValueError, match="L must be lower triangular"):
+        gan.AffineGeneratorND(torch.zeros(2), torch.ones(2, 2) + eye, "tril")
+    with pytest.raises(ValueError, match="nonsingular"):
+        gan.AffineGeneratorND(torch.zeros(2), torch.ones(2, 2), "full")
+    with pytest.raises(ValueError, match="positive number"):
+        gan.AffineGeneratorND(torch.zeros(2), -1.0, "log")
+    with pytest.raises(ValueError, match="z must have shape"):
+        gan.AffineGeneratorND(torch.zeros(2), eye)(torch.zeros(4, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="S_t is not positive definite"):
+        gan.frozen_generator_objective_nd(torch.zeros(2), eye, torch.zeros(2), -eye, torch.zeros(2), eye)
+    with pytest.raises(ValueError, match="log_ratio must map"):
+        gan.monoflow_velocity(torch.zeros(4, 2, dtype=torch.float64), lambda u: u, "identity")

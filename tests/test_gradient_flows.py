@@ -111,6 +111,78 @@ def test_euler_moments_are_particle_map():
     assert torch.allclose(x, torch.as_tensor(mk + sk * z), rtol=1e-12, atol=1e-12)
 
 
+# --- beyond one dimension (C19.1, C19.2, C19.10 in d = 2, 3) ------------------------------------------------------------
+@settings(max_examples=20)
+@given(d=st.sampled_from([1, 2, 3]), seed=st.integers(0, 2**16), t=st.floats(0.0, 2.0))
+def test_gaussian_nd_closed_forms_property(d, seed, t):
+    """C19.1: the d-dimensional KL against torch.distributions, the moment ODE against a central difference of the
+    closed-form flow, and (d = 1) the one-dimensional functions."""
+    from diffmath.claims.part19 import gaussian_case
+
+    c = gaussian_case(d, seed)
+    m, S, mq, Sq = c["m"], c["S"], c["mq"], c["Sq"]
+    mvn = lambda a, b: torch.distributions.MultivariateNormal(a, covariance_matrix=b)
+    kl = gf.gaussian_kl_nd(mq, Sq, m, S)
+    assert abs(kl - torch.distributions.kl_divergence(mvn(mq, Sq), mvn(m, S))).item() <= 1e-10 * (1 + kl.item())
+    h = 1e-6
+    mt, St = gf.gaussian_flow_nd(mq, Sq, m, S, torch.tensor([t, t + h, t + 2 * h], dtype=torch.float64))
+    dm, dS = gf.moment_rhs_nd(mt[1], St[1], m, S)
+    assert ((mt[2] - mt[0]) / (2 * h) - dm).abs().max() <= 1e-6 * (1 + dm.abs().max())
+    assert ((St[2] - St[0]) / (2 * h) - dS).abs().max() <= 1e-6 * (1 + dS.abs().max())
+    if d == 1:
+        s, sq = S[0, 0].sqrt(), Sq[0, 0].sqrt()
+        assert torch.allclose(kl, gf.gaussian_kl_1d(mq[0], sq, m[0], s), rtol=1e-12)
+        assert torch.allclose(gf.gaussian_fisher_nd(mq, Sq, m, S), gf.gaussian_fisher_1d(mq[0], sq, m[0], s), rtol=1e-12)
+        _, s1 = gf.moment_rhs(mq[0], sq, m[0], s)
+        assert torch.allclose(dm[0], gf.moment_rhs(mt[1, 0], St[1, 0, 0].sqrt(), m[0], s)[0], rtol=1e-12)
+        assert torch.allclose(gf.moment_rhs_nd(mq, Sq, m, S)[1][0, 0], 2 * sq * s1, rtol=1e-12)
+        f1 = gf.gaussian_flow(mq[0], sq, m[0], s, t)
+        assert torch.allclose(mt[0, 0], f1[0], rtol=1e-12) and torch.allclose(St[0, 0, 0], f1[1] ** 2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_dissipation_nd(d):
+    """C19.1 in R^d: KL vs torch, Monte Carlo Fisher, dKL/dt = −Fisher along the flow, mixture target; and the check can
+    fail: with the velocity's sign flipped the measured rate is +E‖v‖², not −E‖v‖²."""
+    from diffmath.claims.part19 import _mixture_nd, dissipation_nd, gaussian_case, log_normal_nd
+
+    r = dissipation_nd(d, 7 + d, n=5000)
+    assert r["kl"] <= 1e-10 and r["fd"] <= 1e-7
+    assert r["fisher_z"] <= Z and r["mixture_z"] <= Z
+    c = gaussian_case(d, 7 + d)
+    lp, lq = _mixture_nd(c["m"], c["S"]), log_normal_nd(c["mq"], c["Sq"])
+    x = c["mq"] + torch.randn(5000, d, generator=torch.Generator().manual_seed(1), dtype=torch.float64) @ c["L"].T
+    v = lambda u: gan.monoflow_velocity(u, lambda y: lq(y) - lp(y), "identity")  # the wrong direction
+    rate = gf.pushforward_kl_rate(x, lq, lp, v, 1e-4)
+    assert montecarlo.mean(rate + (v(x) ** 2).sum(-1)).z(0.0).item() > Z
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_closure_particles_nd(d):
+    """C19.2 in R^d: the closure particles' empirical moments follow the closed-form flow; Langevin has its marginals."""
+    from diffmath.claims.part19 import closure_particles_nd
+
+    r = closure_particles_nd(d, 30 + d, n=200, steps=200)
+    assert r["ode"] <= 1e-8
+    assert r["lang_mean_z"] <= Z and r["lang_cov_z"] <= Z
+
+
+@settings(max_examples=20)
+@given(d=st.sampled_from([2, 3]), seed=st.integers(0, 2**16))
+def test_lsi_bound_nd_property(d, seed):
+    """C19.10 in R^d: KL(q_t||p) <= exp(-2t/lambda_max(S)) KL(q_0||p) along the exact flow (full covariances)."""
+    from diffmath.claims.part19 import gaussian_case, lsi_ratio_nd
+
+    c = gaussian_case(d, seed)
+    C = torch.linalg.eigvalsh(c["S"])[-1].item()
+    ratio = lsi_ratio_nd(c["mq"], c["Sq"], c["m"], c["S"], torch.linspace(0.0, 4 * C, 20))
+    assert (ratio <= 1 + 1e-9).all()
+    # tight when Sigma_0 = S and m_0 - m lies along S's top eigenvector: the constant is lambda_max, no smaller
+    U = torch.linalg.eigh(c["S"])[1]
+    tight = lsi_ratio_nd(c["m"] + U[:, -1], c["S"], c["m"], c["S"], torch.linspace(0.0, 4 * C, 20))
+    assert torch.allclose(tight, torch.ones_like(tight), rtol=0, atol=1e-9)
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="sq"):
         gf.gaussian_kl_1d(0.0, -1.0, 0.0, 1.0)
@@ -122,3 +194,18 @@ def test_bad_input():
         gf.euler_moments(0.0, 1.0, 0.0, 1.0, 0.0, 3)
     with pytest.raises(ValueError, match="log_p_values"):
         gf.spectral_gap_1d(np.array([0.0, np.nan, 1.0]), 0.1)
+    eye = torch.eye(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="Sq.*positive definite"):
+        gf.gaussian_kl_nd(torch.zeros(2), -eye, torch.zeros(2), eye)
+    with pytest.raises(ValueError, match="S must have shape"):
+        gf.gaussian_fisher_nd(torch.zeros(2), eye, torch.zeros(2), torch.eye(3))
+    with pytest.raises(ValueError, match="m must have the dimension"):
+        gf.moment_rhs_nd(torch.zeros(2), eye, torch.zeros(3), torch.eye(3))
+    with pytest.raises(ValueError, match="S0 is not symmetric"):
+        gf.gaussian_flow_nd(torch.zeros(2), torch.tensor([[1.0, 0.5], [0.0, 1.0]]), torch.zeros(2), eye, 1.0)
+    with pytest.raises(ValueError, match="t must be"):
+        gf.gaussian_flow_nd(torch.zeros(2), eye, torch.zeros(2), eye, -1.0)
+    with pytest.raises(ValueError, match="n > d"):
+        gf.gaussian_closure_velocity(torch.zeros(2, 3, dtype=torch.float64), lambda u: u)
+    with pytest.raises(ValueError, match="velocity must return"):
+        gf.pushforward_kl_rate(torch.zeros(4, 2, dtype=torch.float64), lambda u: u.sum(-1), lambda u: u.sum(-1), lambda u: u.sum(-1))

@@ -259,3 +259,82 @@ def test_posterior_covariance_trace_matches_quadrature(gm, level):
         ]
     )
     assert torch.allclose(gm.posterior_covariance_trace(x, alpha, sigma), quad, rtol=1e-8, atol=1e-12)
+
+
+# --- what the mutation run of issue 11 found untested ------------------------------------------------------------
+
+
+def test_weights_rules():
+    """Weights: a 2-D array is refused by its shape, a zero weight is allowed (the component never contributes),
+    and the sum-to-one tolerance is tight in float64 and loose only in float32."""
+    with pytest.raises(ValueError, match=r"weights must have shape \(K,\)"):
+        dm.GaussianMixture([[0.5, 0.5]], [[0.0], [1.0]], [1.0, 1.0])
+    x = torch.tensor([[0.3], [2.0]], dtype=torch.float64)
+    with_zero = dm.GaussianMixture([0.0, 1.0], [[5.0], [1.0]], [1.0, 2.0])
+    alone = dm.GaussianMixture([1.0], [[1.0]], [2.0])
+    assert torch.allclose(with_zero.log_prob(x), alone.log_prob(x), rtol=1e-14, atol=0)
+    assert torch.allclose(with_zero.score(x), alone.score(x), rtol=1e-14, atol=0)
+    with pytest.raises(ValueError, match="sum to 1"):
+        dm.GaussianMixture([0.5, 0.5 + 1e-7], [[0.0], [1.0]], [1.0, 1.0])  # float64: 1e-9
+    f32 = lambda w: dm.GaussianMixture(torch.tensor(w, dtype=torch.float32), torch.zeros(2, 1), torch.ones(2))
+    assert f32([0.5, 0.5 + 1e-6]).dtype == torch.float32  # float32: 1e-5
+    with pytest.raises(ValueError, match="sum to 1"):
+        f32([0.75, 0.75])
+
+
+def test_both_levels_zero_is_refused_and_posteriors_need_noise():
+    gm = random_mixture(2, 2, seed=3)
+    x = torch.zeros(4, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="cannot both be 0"):
+        gm.score_at(x, 0.0, 0.0)
+    for method in (gm.posterior, gm.posterior_covariance_trace, gm.denoise):
+        with pytest.raises(ValueError, match="sigma must be > 0"):
+            method(x, 1.0, 0.0)
+
+
+def test_empty_batches_and_batch_shapes_of_every_method():
+    """An empty batch gives an empty result; a (2, 3, d) batch gives what the same 6 points give one by one, for
+    every method, with levels shared or given per point."""
+    gm = random_mixture(3, 2, seed=4)
+    assert gm.score(torch.zeros(0, 2, dtype=torch.float64)).shape == (0, 2)
+    assert gm.log_prob(torch.zeros(0, 2, dtype=torch.float64)).shape == (0,)
+    x = 2 * torch.randn(2, 3, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    a = 0.5 + torch.rand(2, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    s = 0.2 + torch.rand(2, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    flat = x.reshape(6, 2)
+    for alpha, sigma in ((a, s), (0.7, s), (a, 0.4)):
+        def one(method, i):
+            ai = alpha.reshape(6)[i].item() if torch.is_tensor(alpha) else alpha
+            si = sigma.reshape(6)[i].item() if torch.is_tensor(sigma) else sigma
+            return method(flat[i : i + 1], ai, si)[0]
+
+        for method in (gm.denoise, gm.score_at, gm.posterior_covariance_trace):
+            batched = method(x, alpha, sigma)
+            assert batched.shape[:2] == (2, 3)
+            each = torch.stack([one(method, i) for i in range(6)]).reshape(batched.shape)
+            assert torch.allclose(batched, each, rtol=1e-12, atol=1e-14), method.__name__
+
+
+def test_samples_have_the_mixture_moments_and_every_row_is_drawn():
+    """sample(): the sample mean and covariance are within 5 SE of the mixture's (SE from the same samples), each
+    component's share within 5 SE of its weight; and every row is a draw, even when a component gets exactly one
+    (means far from 0, so that an unfilled row would stand out)."""
+    gm = random_mixture(3, 2, seed=11, spread=3.0)
+    x = gm.sample(40_000, generator=torch.Generator().manual_seed(11))
+    z_mean = montecarlo.mean(x).z(gm.mean())
+    assert (z_mean <= Z).all(), z_mean
+    centred = x - gm.mean()
+    outer = (centred[:, :, None] * centred[:, None, :]).reshape(len(x), -1)
+    z_cov = montecarlo.mean(outer).z(gm.covariance().reshape(-1))
+    assert (z_cov <= Z).all(), z_cov
+    # E_x[p(k | x)] = w_k exactly: the mean responsibility of the draws estimates the weights
+    assert (montecarlo.mean(gm.responsibilities(x)).z(gm.weights) <= Z).all()
+    far = dm.GaussianMixture([0.3, 0.3, 0.4], [[100.0], [200.0], [300.0]], [1.0, 1.0, 1.0])
+    assert far.sample(0).shape == (0, 1)
+    singles = 0
+    for seed in range(40):
+        y = far.sample(4, generator=torch.Generator().manual_seed(seed))[:, 0]
+        nearest = torch.tensor([100.0, 200.0, 300.0], dtype=torch.float64)[((y[:, None] - torch.tensor([100.0, 200.0, 300.0], dtype=torch.float64)).abs()).argmin(-1)]
+        assert ((y - nearest).abs() < 8).all(), (seed, y)
+        singles += any(int(((y - c).abs() < 8).sum()) == 1 for c in (100.0, 200.0, 300.0))
+    assert singles > 0  # the case of a component with exactly one draw did occur

@@ -66,3 +66,11 @@ def test_bad_kind_and_missing_derivatives():
         par.convert(x, "x0", "velocity", x=x, alpha=1.0, sigma=1.0)
     with pytest.raises(ValueError, match="sigma"):
         par.convert(x, "x0", "eps", x=x, alpha=1.0, sigma=0.0)
+
+
+def test_velocity_needs_both_derivatives():
+    """Issue 11's mutation run: a velocity conversion given only one of dalpha, dsigma must refuse, naming both."""
+    x = torch.ones(3, dtype=torch.float64)
+    for kw in ({"dalpha": 0.1}, {"dsigma": 0.1}, {}):
+        with pytest.raises(ValueError, match="dalpha and dsigma"):
+            par.to_x0_eps(x, "velocity", x, 0.8, 0.6, **kw)

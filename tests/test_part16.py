@@ -304,6 +304,35 @@ def test_kwon_ode_constant_is_exact_on_running_example():
     assert np.allclose(model.L_kwon(ts, 0.5), model.L_corrected(ts), rtol=0, atol=1e-12)
 
 
+# --- C16.8, C16.9: the one-sided steps derive from stated hypotheses ------------------------------
+def test_one_sided_steps_need_the_backward_direction():
+    """Negative control: the inequality steps of C16.9 (steps 1, 2) and C16.8 (step 1) follow from their stated
+    hypotheses with the backward one-sided condition, and the same steps built with the article's direction
+    (10) (for C16.9; for C16.8 the score condition reversed) find no nonnegative multipliers."""
+    good = (
+        part16.lemma_step(part16.one_sided_on_model("backward")),
+        part16.integrating_factor_step(part16.differential_inequality("backward")),
+        part16.kwon_constant_step(part16.one_sided_on_score("forward")),
+    )
+    wrong = (
+        part16.lemma_step(part16.one_sided_on_model("forward")),
+        part16.integrating_factor_step(part16.differential_inequality("forward")),
+        part16.kwon_constant_step(part16.one_sided_on_score("backward")),
+    )
+    for step in good:
+        assert step.failure() is None
+    for step in wrong:
+        msg = step.failure()
+        assert msg is not None and "from the stated hypotheses" in msg, msg
+    # the claims' derivations are built from the same steps
+    from diffmath.claims import get
+
+    assert get("C16.9").derivation.steps[:2] == good[:2]
+    assert get("C16.8").derivation.steps[0] == good[2]
+    with pytest.raises(ValueError, match="direction"):
+        part16.one_sided_on_model("sideways")
+
+
 # --- validation ----------------------------------------------------------------------------------
 def test_wbound_bad_inputs_raise():
     data = wd.gaussian_mixture_1d([1.0], [0.0], [1.0])

@@ -12,8 +12,9 @@ from diffmath import reflow as rf
 from diffmath import schedules as sch
 from diffmath import strategies as dst
 from diffmath import wasserstein as wd
+from diffmath.claims import part17
 from diffmath.mixture import GaussianMixture
-from diffmath.toys import random_mixture
+from diffmath.toys import random_mixture, random_spd
 
 Z = montecarlo.Z_BOUND
 INTERPOLANTS = [rf.Interpolant.linear(), rf.Interpolant.trigonometric()]
@@ -284,6 +285,120 @@ def test_rectified_map_1d_is_monotone():
     T = rf.Coupling.independent(p0).transport(rf.Interpolant.linear(), x0, 0.0, 1.0, rtol=1e-11, atol=1e-11)
     mono = wd.monotone_map_1d(p0, wd.gaussian_mixture_1d([1.0], [0.0], [1.0]), x0[:, 0])
     assert (T[:, 0] - mono).abs().max() <= 1e-8
+
+
+# --- C17.6: correlated starting couplings and non-quadratic convex costs -----------------------------------
+def _root_cross(S0, S1, rho, angle):
+    """C = rho S0^{1/2} R S1^{1/2}: a valid cross-covariance (S1 - C^T S0^{-1} C = (1 - rho^2) S1)."""
+    return rho * wd.sqrtm_psd(S0) @ rf.rotation2(angle) @ wd.sqrtm_psd(S1)
+
+
+def test_rectified_field_correlated_matches_coupling_velocity():
+    """C17.6: the affine field with a cross-covariance equals Coupling.velocity (S1 = I), a separately checked path (C17.5)."""
+    gm = random_mixture(1, 2, seed=21)
+    cp = rf.Coupling.root(gm, -0.7, rf.rotation2(1.1))
+    zero, eye = torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64)
+    B, c = rf.rectified_field(gm.means[0], gm.covariances()[0], zero, eye, cp.cross[0])
+    x = torch.randn(6, 2, generator=gen(0), dtype=torch.float64)
+    for t in (0.0, 0.2, 0.5, 0.9, 1.0):
+        want = cp.velocity(rf.Interpolant.linear(), x, t)
+        assert torch.allclose(x @ B(t).T + c(t), want, rtol=1e-12, atol=1e-12)
+
+
+def _orthogonality_z(B, c, x0, x1, t):
+    """max z of E[(u - v(x_t)) (x_t, 1)] = 0: zero iff v is the conditional mean (the best affine predictor here)."""
+    xt = (1 - t) * x0 + t * x1
+    res = (x1 - x0) - (xt @ B(t).T + c(t))
+    feats = torch.cat([xt, torch.ones_like(xt[:, :1])], 1)
+    return montecarlo.mean((res[:, :, None] * feats[:, None, :]).reshape(len(xt), -1)).z(0.0).max().item()
+
+
+def test_rectified_field_correlated_is_conditional_mean():
+    """C17.6: u - v*(x_t) is orthogonal to affine functions of x_t (5 SE); the independent field fails it."""
+    g = gen(7)
+    S0, S1 = random_spd(2, generator=g), random_spd(2, generator=g)
+    m0, m1 = torch.randn(2, generator=g, dtype=torch.float64), torch.randn(2, generator=g, dtype=torch.float64)
+    C = _root_cross(S0, S1, 0.7, 2.0)
+    x0, x1 = part17.sample_gaussian_coupling(m0, S0, m1, S1, C, 20_000, g)
+    right = rf.rectified_field(m0, S0, m1, S1, C)
+    wrong = rf.rectified_field(m0, S0, m1, S1)
+    for t in (0.3, 0.7):
+        assert _orthogonality_z(*right, x0, x1, t) <= Z
+        assert _orthogonality_z(*wrong, x0, x1, t) > 10 * Z
+
+
+@settings(max_examples=6, deadline=None)
+@given(S0=dst.spd_matrices(2), S1=dst.spd_matrices(2), rho=st.floats(-0.95, 0.95), angle=st.floats(0, 2 * math.pi), shift=st.floats(-2, 2))
+def test_rectification_correlated_property(S0, S1, rho, angle, shift):
+    """C17.6: from a correlated Gaussian coupling, the rectified map keeps both marginals (closed form) and
+    Cov(T(x0) - x0) <= Cov(x1 - x0) in Loewner order, which with the common mean is E c no larger for every convex c."""
+    m0, m1 = torch.tensor([shift, 0.5], dtype=torch.float64), torch.tensor([0.0, -1.0], dtype=torch.float64)
+    C = _root_cross(S0, S1, rho, angle)
+    r = rf.rectify_gaussians(m0, S0, m1, S1, cross=C, rtol=1e-11, atol=1e-11)
+    assert r.pushforward_error <= 1e-8
+    assert (r.map.M @ m0 + r.map.c - m1).abs().max() <= 1e-9 * (1 + m1.abs().max())
+    cov_start = S0 + S1 - C - C.T
+    assert abs(r.cost_start - (((m1 - m0) ** 2).sum() + torch.trace(cov_start)).item()) <= 1e-12 * r.cost_independent
+    D = r.map.M - torch.eye(2, dtype=torch.float64)
+    gap = cov_start - D @ S0 @ D.T
+    assert torch.linalg.eigvalsh(0.5 * (gap + gap.T))[0] >= -1e-8 * torch.linalg.eigvalsh(cov_start)[-1]
+    assert r.w2_squared <= r.cost + 1e-9 * r.cost_independent
+    assert r.cost <= r.cost_start + 1e-9 * r.cost_independent
+
+
+def test_rectification_1d_correlated_is_monotone():
+    """C17.6 (derivation): in 1-D the rectified map is x -> m1 + sqrt(s1 / s0)(x - m0) whatever the cross-covariance c."""
+    for s0, s1, c in ((0.5, 2.0, 0.6), (1.5, 0.3, -0.5), (1.0, 1.0, 0.0), (0.2, 3.0, 0.7)):
+        r = rf.rectify_gaussians([0.3], [[s0]], [-1.0], [[s1]], cross=[[c]], rtol=1e-11, atol=1e-11)
+        assert abs(r.map.M.item() - math.sqrt(s1 / s0)) <= 1e-9
+        assert abs(r.map.c.item() - (-1.0 - math.sqrt(s1 / s0) * 0.3)) <= 1e-9
+
+
+def test_bad_cross_raises():
+    eye, zero = torch.eye(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="cross"):
+        rf.rectified_field(zero, eye, zero, eye, 1.5 * eye)  # |correlation| > 1
+    with pytest.raises(ValueError, match="cross"):
+        rf.rectify_gaussians(zero, eye, zero, eye, cross=torch.zeros(3, 3, dtype=torch.float64))
+    B, _ = rf.rectified_field(zero, eye, zero, eye, -eye)  # x1 = -x0: all paths meet at t = 1/2
+    with pytest.raises(ValueError, match="degenerate"):
+        B(0.5)
+
+
+@pytest.mark.parametrize("case", [1, 2, 3])
+def test_convex_costs_not_increased(case):
+    """C17.6: non-quadratic convex costs, paired Monte Carlo on common draws: E c_rect <= E c_start + 5 SE,
+    independent and correlated starting couplings (other draws than the claim's check)."""
+    label, m0, S0, m1, S1, C = part17.gaussian_coupling_cases(seed=1770, n_pairs=2)[case]
+    r = rf.rectify_gaussians(m0, S0, m1, S1, cross=C, rtol=1e-10, atol=1e-10)
+    x0, x1 = part17.sample_gaussian_coupling(m0, S0, m1, S1, C, 10_000, gen(case))
+    gaps = part17.rectified_cost_gaps(r.map, x0, x1, m1 - m0)
+    for name in part17.CONVEX_COSTS:
+        est, _ = gaps[name]
+        assert est.value >= -Z * est.se, (label, name)
+    # the Monte Carlo against closed forms: the quadratic costs of both couplings
+    assert montecarlo.mean(((x1 - x0) ** 2).sum(-1)).z(r.cost_start) <= Z
+    assert montecarlo.mean(((x0 @ r.map.M.T + r.map.c - x0) ** 2).sum(-1)).z(r.cost) <= Z
+
+
+@pytest.mark.parametrize("case", [0, 1])
+def test_nonconvex_cost_control_violates(case):
+    """C17.6 negative control: for a concave cost and a bump cost the inequality fails (by more than 5 SE), so
+    convexity is needed; the bump's means match det(I + A)^{-1/2} for displacement covariance A."""
+    label, m0, S0, m1, S1, C = part17.gaussian_coupling_cases(seed=1770, n_pairs=1)[case]
+    r = rf.rectify_gaussians(m0, S0, m1, S1, cross=C, rtol=1e-10, atol=1e-10)
+    x0, x1 = part17.sample_gaussian_coupling(m0, S0, m1, S1, C, 10_000, gen(10 + case))
+    mu = m1 - m0
+    gaps = part17.rectified_cost_gaps(r.map, x0, x1, mu)
+    for name in part17.NONCONVEX_COSTS:
+        est, _ = gaps[name]
+        assert -est.value >= Z * est.se, (label, name)
+    eye = torch.eye(2, dtype=torch.float64)
+    D = r.map.M - eye
+    Cz = torch.zeros_like(S0) if C is None else C
+    bump = part17.NONCONVEX_COSTS["exp(-|d - mu|^2/2) (a bump)"]
+    assert montecarlo.mean(bump(x1 - x0, mu)).z(torch.linalg.det(eye + S0 + S1 - Cz - Cz.T).rsqrt()) <= Z
+    assert montecarlo.mean(bump(x0 @ D.T + r.map.c, mu)).z(torch.linalg.det(eye + D @ S0 @ D.T).rsqrt()) <= Z
 
 
 # --- C17.7 -------------------------------------------------------------------------------------------------

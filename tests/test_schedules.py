@@ -193,3 +193,87 @@ def test_shifted_schedule_bad_input():
         sch.ShiftedSchedule("vp", 2.0)
     with pytest.raises(ValueError, match="t must"):
         sch.sd3_time_shift(1.5, 2.0)
+
+
+# --- what the mutation run of issue 11 found untested ------------------------------------------------------------
+
+ACCEPTED = [
+    lambda: sch.VPLinear(0.0, 1.0), lambda: sch.VPLinear(1.0, 1.0), lambda: sch.VPCosine(0.0),
+    lambda: sch.DDPMDiscrete(1e-4, 1e-4, 2), lambda: sch.EDM(rho=0.5), lambda: sch.EDM(rho=1.0),
+    lambda: sch.edm_rho_grid(2, 0.1, 1.0, 0.5), lambda: sch.sd3_time_shift(0.3, 1.0), lambda: sch.sd3_time_shift(0.3, 0.5),
+]
+REFUSED = [
+    ("beta", lambda: sch.VPLinear(2.0, 1.0)), ("beta", lambda: sch.VPLinear(-0.1, 1.0)),
+    ("beta", lambda: sch.VPLinear(0.0, math.inf)), ("beta", lambda: sch.VPLinear(0.0, 0.0)),
+    ("s", lambda: sch.VPCosine(1.0)), ("s", lambda: sch.VPCosine(1.5)), ("s", lambda: sch.VPCosine(-0.1)),
+    ("beta", lambda: sch.DDPMDiscrete(0.0, 0.02)), ("beta", lambda: sch.DDPMDiscrete(0.02, 0.01)),
+    ("beta", lambda: sch.DDPMDiscrete(1e-4, 1.0)), ("beta", lambda: sch.DDPMDiscrete(1e-4, 1.5)),
+    ("num_steps", lambda: sch.DDPMDiscrete(num_steps=1)), ("num_steps", lambda: sch.DDPMDiscrete(num_steps=2.5)),
+    ("sigma", lambda: sch.EDM(sigma_min=1.0, sigma_max=1.0)), ("sigma", lambda: sch.EDM(sigma_min=0.0)),
+    ("sigma", lambda: sch.EDM(sigma_max=math.inf)), ("rho", lambda: sch.EDM(rho=0.0)),
+    ("n", lambda: sch.edm_rho_grid(1, 0.1, 1.0, 7.0)), ("n", lambda: sch.edm_rho_grid(2.5, 0.1, 1.0, 7.0)),
+    ("sigma", lambda: sch.edm_rho_grid(3, 1.0, 1.0, 7.0)), ("sigma", lambda: sch.edm_rho_grid(3, 0.0, 1.0, 7.0)),
+    ("sigma", lambda: sch.edm_rho_grid(3, 0.1, math.inf, 7.0)), ("rho", lambda: sch.edm_rho_grid(3, 0.1, 1.0, 0.0)),
+    ("rho", lambda: sch.edm_rho_grid(3, 0.1, 1.0, math.inf)), ("logsnr", lambda: sch.LogSNRCosine(3.0, 3.0)),
+    ("shift", lambda: sch.sd3_time_shift(0.3, 0.0)), ("shift", lambda: sch.sd3_time_shift(0.3, math.inf)),
+]
+
+
+@pytest.mark.parametrize("make", ACCEPTED)
+def test_edge_parameters_are_accepted(make):
+    make()
+
+
+@pytest.mark.parametrize("word,make", REFUSED, ids=[f"{w}-{i}" for i, (w, _) in enumerate(REFUSED)])
+def test_bad_parameters_are_refused_by_name(word, make):
+    with pytest.raises(ValueError, match=word):
+        make()
+
+
+def test_discrete_time_range_repr_and_the_constant_beta_inverse():
+    assert sch.DDPMDiscrete(num_steps=10).t_max == 9.0
+    assert repr(sch.VPLinear(0.5, 4.0)) == "VPLinear(beta_min=0.5, beta_max=4.0)"
+    flat = sch.VPLinear(3.0, 3.0)  # constant beta: the inverse is a division, not the quadratic formula
+    t = torch.tensor([0.0, 0.2, 0.7, 1.0], dtype=torch.float64)
+    assert torch.allclose(flat.t_of_edm_sigma(flat.edm_sigma(t)), t, rtol=0, atol=1e-12)
+    assert flat.t_of_edm_sigma(0.0).item() == 0.0  # sigma = 0 is allowed: the data end
+
+
+class _Stretched(sch.Schedule):
+    """VPLinear on [1, 3] instead of [0, 1]: a base whose time range is neither 0-based nor of length 1."""
+
+    t_min, t_max = 1.0, 3.0
+
+    def __init__(self):
+        self.vp = sch.VPLinear()
+
+    def _u(self, t):
+        return (t - 1.0) / 2.0
+
+    def _alpha(self, t):
+        return self.vp._alpha(self._u(t))
+
+    def _sigma(self, t):
+        return self.vp._sigma(self._u(t))
+
+    def _dalpha(self, t):
+        return self.vp._dalpha(self._u(t)) / 2.0
+
+    def _dsigma(self, t):
+        return self.vp._dsigma(self._u(t)) / 2.0
+
+    def _t_of_edm_sigma(self, s):
+        return 1.0 + 2.0 * self.vp._t_of_edm_sigma(s)
+
+
+def test_interpolated_shift_on_a_general_time_range():
+    """The log-linear shift runs from s0 at t_min to s1 at t_max of the base (u = (t - t_min)/(t_max - t_min)), and
+    its time derivatives agree with central differences."""
+    shifted = sch.ShiftedSchedule(_Stretched(), (2.0, 8.0))
+    t = torch.tensor([1.0, 2.0, 2.5, 3.0], dtype=torch.float64)
+    assert torch.allclose(shifted.factor(t), torch.tensor([2.0, 4.0, 2.0 * 4.0**0.75, 8.0], dtype=torch.float64), rtol=1e-14)
+    tt = torch.tensor([1.3, 2.0, 2.6], dtype=torch.float64)
+    h = 1e-6
+    for f, df in ((shifted.alpha, shifted.dalpha), (shifted.sigma, shifted.dsigma)):
+        fd = (f(tt + h) - f(tt - h)) / (2 * h)
+        assert torch.allclose(df(tt), fd, rtol=1e-7, atol=1e-9)

@@ -3,7 +3,7 @@
 import pytest
 import sympy as sp
 
-from diffmath.symbolic import Derivation, Step
+from diffmath.symbolic import Derivation, Hypothesis, Step
 
 x, y = sp.symbols("x y", real=True)
 p = sp.symbols("p", positive=True)
@@ -24,8 +24,8 @@ def test_log_identities_need_expand_log():
 
 def test_matrix_steps():
     M = sp.Matrix([[x, 0], [0, y]])
-    assert Step(M * M, sp.Matrix([[x**2, 0], [0, y**2]])).failure() is None
-    assert Step(M * M, sp.Matrix([[x**2, 1], [0, y**2]])).failure() is not None
+    assert Step(sp.MatMul(M, M, evaluate=False), sp.Matrix([[x**2, 0], [0, y**2]])).failure() is None
+    assert Step(sp.MatMul(M, M, evaluate=False), sp.Matrix([[x**2, 1], [0, y**2]])).failure() is not None
 
 
 def test_inequality_certificates():
@@ -77,3 +77,55 @@ def test_unevaluated_sides_are_computed_by_the_check():
     third = sp.Subs(sp.Derivative(sp.tanh(g * u), (g, 3)), g, 0) / 6
     assert Step(third, -(u**3) / 3).failure() is None
     assert Step(third, (u**3) / 3).failure() is not None
+
+
+def test_a_step_with_identical_sides_derives_nothing_and_fails():
+    """Issue 11: ``Step(m - x, m - x)`` and ``(F - F)/rho = 0`` passed every check; now they fail, while the same
+    statements with the computation left to the check (an unevaluated derivative) pass."""
+    m, rho = sp.symbols("m rho", positive=True)
+    F = sp.Function("F")(x)
+    assert "same expression" in Step(m - x, m - x).failure()
+    assert "same expression" in Step((F - F) / rho, sp.Integer(0)).failure()
+    assert "same expression" in Step(sp.Matrix([x, y]), sp.Matrix([x, y])).failure()
+    assert "same expression" in Step(x * y, y * x).failure()  # sympy's canonical order: one expression
+    assert Step(sp.Derivative(x**2 / 2, x), x).failure() is None
+    assert Step(sp.Derivative(x**2, x), x).failure() is not None
+    A = sp.Matrix([[1, 1], [0, 1]])
+    assert Step(sp.MatMul(A, A, evaluate=False), sp.Matrix([[1, 2], [0, 1]])).failure() is None
+
+
+def test_assumed_steps_are_stated_not_checked_and_rendered_as_assumed():
+    premise = Step(x, y + 1, why="the model", assumed=True)
+    assert premise.failure() is None
+    assert "same expression" in Step(x, x, assumed=True).failure()  # a premise must say something
+    d = Derivation([premise, Step(x - 1, y, relation="=")])
+    assert d.assumed_steps() == [1] and d.justifications()[0] == "(1) assumed: the model"
+    assert r"\text{1, assumed}" in d.to_latex()
+    assert d.steps[1].failure() is not None  # x - 1 = y does not follow without the premise: nothing is carried
+
+
+def test_inequality_slack_is_derived_from_stated_hypotheses():
+    """A one-sided Lipschitz step: <g(y) - g(x), x - y> <= L n follows from the backward condition L n - B >= 0
+    (B the inner product), with multiplier 1, and not from the forward one L n + B >= 0: the negative control."""
+    B, A = sp.symbols("B A", real=True)  # inner products: no sign
+    n = sp.symbols("n", nonnegative=True)  # a squared norm
+    L = sp.symbols("L", real=True)
+    c = sp.symbols("c", positive=True)
+    backward = Hypothesis(L * n - B, "backward one-sided Lipschitz")
+    forward = Hypothesis(L * n + B, "forward one-sided Lipschitz")
+    lipschitz = Hypothesis(c * n + A, "Lipschitz drift via Cauchy-Schwarz")
+    ok = Step(B - A, (L + c) * n, "<=", hypotheses=(backward, lipschitz), variables=(A, B, n))
+    assert ok.failure() is None
+    wrong = Step(B - A, (L + c) * n, "<=", hypotheses=(forward, lipschitz), variables=(A, B, n))
+    assert "multiplier" in wrong.failure() or "no multipliers" in wrong.failure()
+    too_strong = Step(B - A, L * n, "<=", hypotheses=(backward, lipschitz), variables=(A, B, n))
+    assert too_strong.failure() is not None
+    # a multiplier that depends on a parameter of unknown sign is refused
+    scaled = Step(L * B, L**2 * n, "<=", hypotheses=(Hypothesis(L * n - B, "h"),), variables=(B, n))
+    assert "cannot show" in scaled.failure()
+    with pytest.raises(ValueError, match="variables"):
+        Step(B, L * n, "<=", hypotheses=(backward,))
+    with pytest.raises(ValueError, match="Hypothesis"):
+        Step(B, L * n, "<=", hypotheses=(L * n - B,), variables=(B,))
+    d = Derivation([ok, Step(B - A, (L + c) * n + 1, "<=", hypotheses=(backward, lipschitz), variables=(A, B, n))])
+    assert d.hypotheses() == [backward, lipschitz]

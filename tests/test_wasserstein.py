@@ -6,16 +6,19 @@ with standard errors from the same batches, and the defining properties of the O
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diffmath import montecarlo
 from diffmath import strategies as dst
 from diffmath import wasserstein as wd
+from diffmath.mixture import GaussianMixture
 from diffmath.toys import random_spd
 
 F64 = torch.float64
@@ -140,6 +143,40 @@ def test_monotone_map_pushes_samples(device):
     y = wd.monotone_map_1d(p, q, p.sample(50_000, generator=_gen(6, device))[:, 0])
     est = montecarlo.mean(torch.stack([y, y**2], 1))
     assert est.z(torch.tensor([0.0, 1.0], dtype=F64, device=device)).max().item() < montecarlo.Z_BOUND
+
+
+@settings(max_examples=8)
+@given(p=dst.mixtures(dims=st.just(1), components=st.integers(1, 3)), n=st.integers(1, 9), seed=st.integers(0, 2**16))
+def test_w2_empirical_mixture_property(p, n, seed):
+    """The closed form of W2(sample, 1-D mixture) against quadrature of the monotone map for the sample smoothed by a
+    kernel of width delta (smoothing moves the law by exactly delta in W2); a point mass at c is at distance
+    sqrt(Var p + (c - E p)^2); the quantile-bin means are the closest n-point cloud, at sqrt(E y^2 - mean m_i^2)."""
+    x = 2 * torch.randn(n, generator=_gen(seed), dtype=F64)
+    exact = wd.w2_empirical_mixture_1d(x, p).item()
+    delta = 1e-3
+    smooth = wd.gaussian_mixture_1d(torch.full((n,), 1.0 / n, dtype=F64), x, torch.full((n,), delta**2, dtype=F64))
+    assert abs(wd.w2_1d_mixtures(smooth, p).item() - exact) <= delta + 1e-8
+    m, var = p.mean()[0].item(), p.covariance()[0, 0].item()
+    c = x[0].item()
+    point = wd.w2_empirical_mixture_1d(torch.full((n,), c, dtype=F64), p).item()
+    assert point == pytest.approx(math.sqrt(var + (c - m) ** 2), rel=1e-12)
+    bins = wd.quantile_bin_means_1d(p, n)
+    floor = wd.w2_empirical_mixture_1d(bins, p).item()
+    assert (bins.diff() >= 0).all() and bins.mean().item() == pytest.approx(m, abs=1e-12 * (1 + var))
+    assert floor**2 == pytest.approx(var + m * m - (bins**2).mean().item(), abs=1e-10 * (var + m * m))
+    assert floor <= exact + 1e-12
+    rows = wd.w2_empirical_mixture_1d(torch.stack([x, bins]), p)
+    assert torch.allclose(rows, torch.tensor([exact, floor], dtype=F64), rtol=1e-14, atol=0)
+
+
+def test_w2_empirical_mixture_bad_input():
+    p = wd.gaussian_mixture_1d([1.0], [0.0], [1.0])
+    with pytest.raises(ValueError, match="x must have shape"):
+        wd.w2_empirical_mixture_1d(torch.zeros(2, 2, 2, dtype=F64), p)
+    with pytest.raises(ValueError, match="one-dimensional"):
+        wd.w2_empirical_mixture_1d(torch.zeros(3, dtype=F64), GaussianMixture([1.0], [[0.0, 0.0]], [1.0]))
+    with pytest.raises(ValueError, match="n must be"):
+        wd.quantile_bin_means_1d(p, 0)
 
 
 def test_bad_inputs_raise():

@@ -14,7 +14,7 @@ from diffmath import montecarlo, wgan
 from diffmath.claims import part20
 from diffmath.mixture import GaussianMixture
 from diffmath.toys import random_mixture
-from diffmath.wasserstein import gaussian_mixture_1d, w2_1d_mixtures
+from diffmath.wasserstein import gaussian_mixture_1d, monotone_map_1d, w2_1d_mixtures, w2_empirical_mixture_1d
 
 Z = montecarlo.Z_BOUND
 seeds = st.integers(0, 2**16)
@@ -277,6 +277,57 @@ def test_averaged_scheme_converges():
     assert abs(path[-1, 0] - 1.0) < 1e-5 and abs(path[-1, 1] - 0.6) < 1e-5
     same = wgan.optimal_critic_gradient_1d(target, target, torch.linspace(-3, 5, 50, dtype=torch.float64))
     assert same.abs().max() == 0
+
+
+# --- C20.11 -------------------------------------------------------------------------------------------
+@settings(max_examples=10)
+@given(p1=mixtures_1d(), n=st.integers(2, 12), eps=st.floats(0.05, 0.5), seed=seeds)
+def test_particle_cloud_t0_collapses(p1, n, eps, seed):
+    """C20.11: under the t = 0 field every deviation of a particle from E[x1] shrinks by exactly 1 - eps per step, whatever
+    the cloud, so W2(cloud, p1) tends to sd(p1): within the cloud's rms deviation from E[x1] (triangle inequality)."""
+    x0 = 2 * torch.randn(n, generator=gen(seed), dtype=torch.float64)
+    steps = 40
+    path = wgan.scheme_particles(x0, p1, eps, steps, field="t0", bandwidth=0.2)
+    m1 = p1.mean()[0].item()
+    k = torch.arange(steps + 1, dtype=torch.float64)[:, None]
+    assert ((path - m1) - (1 - eps) ** k * (x0 - m1)).abs().max() <= 1e-12 * (1 + (x0 - m1).abs().max())
+    sd1 = math.sqrt(p1.covariance()[0, 0].item())
+    rms = (path[-1] - m1).pow(2).mean().sqrt().item()
+    assert abs(w2_empirical_mixture_1d(path[-1], p1).item() - sd1) <= rms + 1e-12 * sd1
+
+
+@settings(max_examples=6)
+@given(p1=mixtures_1d(), n=st.integers(2, 10), h=st.floats(0.1, 0.5), seed=seeds)
+def test_particle_cloud_gradient_moves_towards_partners(p1, n, h, seed):
+    """C20.11: under the optimal critic's gradient every particle moves towards its partner T(x) under the monotone map
+    of the smoothed cloud onto p1 (bisection of the quantile function): sign D*' = sign(F0 - F1) = sign(T(x) - x)."""
+    x0 = 2 * torch.randn(n, generator=gen(seed), dtype=torch.float64)
+    path = wgan.scheme_particles(x0, p1, 0.1, 1, field="averaged", bandwidth=h, nodes=16, panels=2)
+    away = monotone_map_1d(wgan.cloud_mixture_1d(x0, h), p1, x0) - x0
+    sure = away.abs() > 1e-9 * (1 + x0.abs())
+    assert (torch.sign(path[1] - x0)[sure] == torch.sign(away)[sure]).all()
+
+
+def test_particle_cloud_report_runs_both_fields():
+    """C20.11's run, shortened: the t = 0 cloud contracts exactly; the critic's gradient never moves a particle away from
+    its monotone-map partner, and lowers W2 from the start."""
+    r = part20.particle_cloud_report("cpu", n=24, steps=8)
+    assert r["contraction"] <= 1e-12
+    assert r["wrong_direction"] == 0 and r["checked"] > 0
+    assert r["w2"]["avg"][-1] < r["w2"]["avg"][0]
+    assert abs(r["w2"]["t0"][-1] - r["sd1"]) <= r["rms_end"] + 1e-12
+
+
+def test_particle_scheme_bad_input():
+    _, p1 = part20.example_mixture_1d()
+    with pytest.raises(ValueError, match="field"):
+        wgan.scheme_particles(torch.zeros(3, dtype=torch.float64), p1, 0.1, 2, field="t1")
+    with pytest.raises(ValueError, match="bandwidth"):
+        wgan.cloud_mixture_1d(torch.zeros(3, dtype=torch.float64), 0.0)
+    with pytest.raises(ValueError, match="x must have shape"):
+        wgan.scheme_particles(torch.zeros(3, 1, dtype=torch.float64), p1, 0.1, 2)
+    with pytest.raises(ValueError, match="one-dimensional"):
+        wgan.scheme_particles(torch.zeros(3, dtype=torch.float64), GaussianMixture([1.0], [[0.0, 0.0]], [1.0]), 0.1, 2)
 
 
 # --- C20.8 --------------------------------------------------------------------------------------------

@@ -34,11 +34,11 @@ def _derive_c212() -> Derivation:
     grid = (a ** (1 / rho) + u * (b ** (1 / rho) - a ** (1 / rho))) ** rho
     return Derivation(
         [
-            Step(grid.subs(u, 0), a, why="first node", lhs_tex=r"t(u{=}0)", rhs_tex=r"t_1"),
-            Step(grid.subs(u, 1), b, why="last node", lhs_tex=r"t(u{=}1)", rhs_tex=r"t_N"),
-            Step(grid.subs(rho, 1), a + u * (b - a), why="rho = 1: uniform", lhs_tex=r"t(u)\big|_{\rho=1}", rhs_tex=r"t_1+u\,(t_N-t_1)"),
+            Step(sp.Subs(grid, u, 0), a, why="substitute u = 0: the first node", lhs_tex=r"t(u)\big|_{u=0}", rhs_tex=r"t_1"),
+            Step(sp.Subs(grid, u, 1), b, why="substitute u = 1: the last node", lhs_tex=r"t(u)\big|_{u=1}", rhs_tex=r"t_N"),
+            Step(sp.Subs(grid, rho, 1), a + u * (b - a), why="substitute rho = 1: uniform nodes", lhs_tex=r"t(u)\big|_{\rho=1}", rhs_tex=r"t_1+u\,(t_N-t_1)"),
             Step(
-                sp.limit(grid, rho, sp.oo),
+                sp.Limit(grid, rho, sp.oo),
                 a ** (1 - u) * b**u,
                 why="sympy limit rho -> oo: geometric (log-uniform) nodes",
                 lhs_tex=r"\lim_{\rho\to\infty}t(u)",
@@ -103,9 +103,9 @@ def _derive_c215() -> Derivation:
     t = sp.symbols("t", real=True)
     return Derivation(
         [
-            Step(sp.integrate(sp.cos(t), (t, 0, 2 * sp.pi)), 0, why="first coordinate averages to 0",
+            Step(sp.Integral(sp.cos(t), (t, 0, 2 * sp.pi)), 0, why="first coordinate averages to 0",
                  lhs_tex=r"\int_0^{2\pi}\cos t\,dt", rhs_tex="0"),
-            Step(sp.integrate(sp.sin(t), (t, 0, 2 * sp.pi)), 0, why="second coordinate averages to 0",
+            Step(sp.Integral(sp.sin(t), (t, 0, 2 * sp.pi)), 0, why="second coordinate averages to 0",
                  lhs_tex=r"\int_0^{2\pi}\sin t\,dt", rhs_tex="0"),
             Step(sp.cos(t) ** 2 + sp.sin(t) ** 2, 1, why="but |u(s)| = 1 for every s",
                  lhs_tex=r"\|u(s)\|^2", rhs_tex="1"),
@@ -156,9 +156,10 @@ def _derive_c216() -> Derivation:
         [
             Step(chord, a**2 + a * b + b**2, why="chord slope of the second coordinate",
                  lhs_tex=r"\frac{b^3-a^3}{b-a}", rhs_tex=r"a^2+ab+b^2"),
-            Step(3 * s_star**2, a**2 + a * b + b**2, why="so the velocity (1, 3s^2) matches the chord at s*",
-                 lhs_tex=r"3s_*^2", rhs_tex=r"a^2+ab+b^2"),
-            Step((a**2 + a * b + b**2) / 3 - a**2, (b - a) * (b + 2 * a) / 3,
+            Step(sp.Subs(sp.Derivative(s**3, s), s, s_star), a**2 + a * b + b**2,
+                 why="the velocity's second coordinate d(s^3)/ds at s*: it matches the chord",
+                 lhs_tex=r"\frac{d}{ds}s^3\Big|_{s=s_*}", rhs_tex=r"a^2+ab+b^2"),
+            Step(sp.Subs(s**2 - a**2, s, s_star), (b - a) * (b + 2 * a) / 3,
                  why="s*^2 > a^2 when 0 <= a < b (and symmetrically), so s* lies inside the interval",
                  lhs_tex=r"s_*^2-a^2", rhs_tex=r"\tfrac13(b-a)(b+2a)"),
         ],
@@ -424,15 +425,17 @@ register(
 def _derive_c219() -> Derivation:
     mu, x, sn = sp.symbols("mu x sigma'", real=True)
     sg = sp.symbols("sigma", positive=True)
-    flow = mu + (sn / sg) * (x - mu)  # exact: x(sigma') - mu = (sigma'/sigma)(x(sigma) - mu)
-    euler = x + (sn - sg) * (x - mu) / sg
+    r = sp.symbols("r", positive=True)
+    line = mu + (r / sg) * (x - mu)  # the exact trajectory through x at sigma: x(r) - mu = (r/sigma)(x - mu)
+    euler = x + (sn - sg) * (x - mu) / sg  # one Euler step sigma -> sigma' with v = (x - D)/sigma, D = mu
     return Derivation(
         [
-            Step(sp.diff(mu + sp.Symbol("r") * (x - mu) / sg, sp.Symbol("r")), (x - mu) / sg,
-                 why="along x(r) = mu + (r/sigma)(x - mu) the velocity (x(r) - mu)/r is constant",
+            Step(sp.Derivative(line, r), (x - mu) / sg,
+                 why="x(r) = mu + (r/sigma)(x - mu) has the constant velocity (x - mu)/sigma = (x(r) - mu)/r: it solves the ODE",
                  lhs_tex=r"\frac{d}{dr}\Big[\mu+\tfrac{r}{\sigma}(x-\mu)\Big]", rhs_tex=r"\frac{x-\mu}{\sigma}"),
-            Step(euler, flow, why="so one Euler step is the exact flow", lhs_tex=r"x+(\sigma'-\sigma)\frac{x-D}{\sigma}\Big|_{D=\mu}",
-                 rhs_tex=r"\mu+\frac{\sigma'}{\sigma}(x-\mu)"),
+            Step(sp.Subs(line, r, sn), euler, why="the exact flow at sigma' is one Euler step from sigma",
+                 lhs_tex=r"\Big[\mu+\tfrac{r}{\sigma}(x-\mu)\Big]_{r=\sigma'}",
+                 rhs_tex=r"x+(\sigma'-\sigma)\frac{x-\mu}{\sigma}"),
         ],
         setting=r"Point-mass data $x_0\equiv\mu$: $D(x;\sigma)=\mu$, $v=(x-\mu)/\sigma$; per coordinate.",
     )
@@ -475,16 +478,22 @@ register(
 # --- C21.10 the analytic first step ---------------------------------------------------------------
 def _derive_c2110() -> Derivation:
     A = sp.symbols("s_d^2", positive=True)
-    Tt, eps = sp.symbols("T epsilon", positive=True)  # epsilon = 1/T
+    Tt = sp.symbols("T", positive=True)
+    x, D = sp.symbols("x D", positive=True)
     ratio = (A + Tt**2) / (Tt * sp.sqrt(1 + Tt**2))
-    series = sp.series(ratio.subs(Tt, 1 / eps), eps, 0, 4).removeO()
+    half = sp.Rational(1, 2)
     return Derivation(
         [
-            Step((sp.Symbol("x") / sp.sqrt(1 + Tt**2)) / (Tt * sp.Symbol("x") / (A + Tt**2)), ratio,
-                 why="AFS direction over the exact velocity Tx/(s_d^2 + T^2), centred data",
-                 lhs_tex=r"\frac{x/\sqrt{1+T^2}}{T\,x/(s_d^2+T^2)}", rhs_tex=r"\frac{s_d^2+T^2}{T\sqrt{1+T^2}}"),
-            Step(series, 1 + (A - sp.Rational(1, 2)) * eps**2, why="expansion in 1/T (through order 1/T^3)",
-                 lhs_tex=r"\text{ratio}", rhs_tex=r"1+\frac{s_d^2-\tfrac12}{T^2}+O(T^{-4})"),
+            Step(sp.Subs((x / sp.sqrt(1 + Tt**2)) / ((x - D) / Tt), D, A * x / (A + Tt**2)), ratio,
+                 why="AFS direction over the exact velocity (x - D)/T, D = s_d^2 x/(s_d^2 + T^2) for centred data",
+                 lhs_tex=r"\frac{x/\sqrt{1+T^2}}{(x-D)/T}\bigg|_{D=\frac{s_d^2}{s_d^2+T^2}x}",
+                 rhs_tex=r"\frac{s_d^2+T^2}{T\sqrt{1+T^2}}"),
+            Step(sp.Limit(Tt**2 * (ratio - 1), Tt, sp.oo), A - half, why="the 1/T^2 coefficient of the expansion in 1/T",
+                 lhs_tex=r"\lim_{T\to\infty}T^2\Big(\frac{s_d^2+T^2}{T\sqrt{1+T^2}}-1\Big)", rhs_tex=r"s_d^2-\tfrac12"),
+            Step(sp.Limit(Tt**4 * (ratio - 1 - (A - half) / Tt**2), Tt, sp.oo), sp.Rational(3, 8) - A / 2,
+                 why="the remainder times T^4 has a finite limit: it is O(T^-4)",
+                 lhs_tex=r"\lim_{T\to\infty}T^4\Big(\frac{s_d^2+T^2}{T\sqrt{1+T^2}}-1-\frac{s_d^2-\tfrac12}{T^2}\Big)",
+                 rhs_tex=r"\tfrac38-\tfrac12s_d^2"),
         ],
         setting=r"Data $\mathcal N(0,s_d^2I)$ at $\sigma=T$; AFS replaces the first velocity by $x_T/\sqrt{1+T^2}$ (AMED's code, "
         r"from GENIE). With a mean $\mu$ the exact velocity is $T(x-\mu)/(s_d^2+T^2)$ and the error gains $T\mu/(s_d^2+T^2)\approx\mu/T$.",
@@ -541,16 +550,16 @@ def _derive_c211() -> Derivation:
     a_t, a_s = sp.symbols("alpha_t alpha_s", positive=True)
     xt, e = sp.symbols("x_t epsilon", real=True)
     b_t, b_s = sp.sqrt(1 - a_t**2), sp.sqrt(1 - a_s**2)
-    x0 = (xt - b_t * e) / a_t
-    x_s = a_s * x0 + b_s * e  # the DDIM step (eta = 0)
+    x0 = sp.symbols("xhat_0", real=True)
+    x_s = a_s * x0 + b_s * e  # the DDIM step (eta = 0), with x0 the predicted data
     return Derivation(
         [
             Step(
-                x_s / a_s,
+                sp.Subs(x_s / a_s, x0, (xt - b_t * e) / a_t),
                 xt / a_t + (b_s / a_s - b_t / a_t) * e,
-                lhs_tex=r"\frac{x_s}{\bar\alpha_s}",
+                lhs_tex=r"\frac{\bar\alpha_s\hat x_0+\bar\beta_s\hat\varepsilon}{\bar\alpha_s}\bigg|_{\hat x_0=(x_t-\bar\beta_t\hat\varepsilon)/\bar\alpha_t}",
                 rhs_tex=r"\frac{x_t}{\bar\alpha_t}+\Big(\frac{\bar\beta_s}{\bar\alpha_s}-\frac{\bar\beta_t}{\bar\alpha_t}\Big)\hat\varepsilon",
-                why="divide the DDIM step by the new signal coefficient",
+                why="substitute the predicted x_0 into the DDIM step and divide by the new signal coefficient",
             )
         ],
         setting=r"DDIM with $\eta=0$: $x_s=\bar\alpha_s\hat x_0+\bar\beta_s\hat\varepsilon$, "
@@ -657,15 +666,22 @@ register(
 def _derive_c214() -> Derivation:
     s_s, s_t = sp.symbols("sigma_s sigma_t", positive=True)
     xs, e, e_mid = sp.symbols("x_s epsilon_s epsilon_m", real=True)
-    h = sp.log(s_s / s_t)  # lambda_t - lambda_s with lambda = -log sigma
+    h = sp.symbols("h", real=True)
+    hval = sp.log(s_s / s_t)  # lambda_t - lambda_s with lambda = -log sigma
     s_mid = s_s * sp.exp(-h / 2)
     u = xs - s_mid * (sp.exp(h / 2) - 1) * e  # DPM-Solver-2 (Lu et al. Alg. 1), alpha = 1, r = 1/2
     x_t = xs - s_t * (sp.exp(h) - 1) * e_mid
+    at_h = r"\big|_{h=\log(\sigma_s/\sigma_t)}"
     return Derivation(
         [
-            Step(s_mid, sp.sqrt(s_s * s_t), lhs_tex=r"\sigma_s e^{-h/2}", rhs_tex=r"\sqrt{\sigma_s\sigma_t}", why="the intermediate level is the geometric mean"),
-            Step(u, xs - (s_s - sp.sqrt(s_s * s_t)) * e, lhs_tex=r"u", rhs_tex=r"x_s-(\sigma_s-\sigma_m)\hat\varepsilon_s", why="the first stage is an Euler step to the geometric mean"),
-            Step(x_t, xs - (s_s - s_t) * e_mid, lhs_tex=r"x_t", rhs_tex=r"x_s-(\sigma_s-\sigma_t)\hat\varepsilon(u,\sigma_m)", why="the second stage is the midpoint rule (9)"),
+            Step(sp.Subs(s_mid, h, hval), sp.sqrt(s_s * s_t), lhs_tex=r"\sigma_s e^{-h/2}" + at_h, rhs_tex=r"\sqrt{\sigma_s\sigma_t}",
+                 why="the intermediate level sigma_m is the geometric mean"),
+            Step(sp.Subs(u, h, hval), xs - (s_s - sp.sqrt(s_s * s_t)) * e,
+                 lhs_tex=r"\big[x_s-\sigma_s e^{-h/2}(e^{h/2}-1)\hat\varepsilon_s\big]" + at_h,
+                 rhs_tex=r"x_s-(\sigma_s-\sigma_m)\hat\varepsilon_s", why="the first stage u is an Euler step to the geometric mean"),
+            Step(sp.Subs(x_t, h, hval), xs - (s_s - s_t) * e_mid,
+                 lhs_tex=r"\big[x_s-\sigma_t(e^{h}-1)\hat\varepsilon(u,\sigma_m)\big]" + at_h,
+                 rhs_tex=r"x_s-(\sigma_s-\sigma_t)\hat\varepsilon(u,\sigma_m)", why="the second stage x_t is the midpoint rule (9)"),
         ],
         setting=r"EDM coordinates ($\alpha\equiv1$), $\lambda=-\log\sigma$, $h=\lambda_t-\lambda_s=\log(\sigma_s/\sigma_t)$, "
         r"DPM-Solver-2 with $r=\tfrac12$ in its noise-prediction form.",

@@ -19,6 +19,7 @@ from diffmath import amed
 from diffmath import mean_value as mv
 from diffmath import samplers as S
 from diffmath import sampler_table as table
+from diffmath.claims import _transcriptions as transcriptions
 from diffmath.claims._helpers import generator
 from diffmath.claims.registry import CheckResult, Claim, Kind, Measurement, Source, register
 from diffmath.denoisers import edm_denoiser
@@ -110,9 +111,9 @@ def _derive_c2114() -> Derivation:
     amed_step = x + c * h * dm  # AMED-Solver (13) with direction scale c
     return Derivation(
         [
-            Step(dpm2.subs(r, sp.Rational(1, 2)), amed_step.subs(c, 1), why="r = 1/2, c = 1: the same update",
+            Step(sp.Subs(dpm2, r, sp.Rational(1, 2)), sp.Subs(amed_step, c, 1), why="r = 1/2, c = 1: the same update",
                  lhs_tex=r"x+h\big[\tfrac1{2r}d_m+(1-\tfrac1{2r})d\big]_{r=1/2}", rhs_tex=r"x+c\,h\,d_m\big|_{c=1}"),
-            Step(sp.simplify(dpm2 - amed_step.subs(c, 1)), h * (1 - 1 / (2 * r)) * (d - dm), why="otherwise they differ by a multiple of d - d_m",
+            Step(dpm2 - sp.Subs(amed_step, c, 1), h * (1 - 1 / (2 * r)) * (d - dm), why="otherwise they differ by a multiple of d - d_m",
                  lhs_tex=r"\text{DPM-2}_r-\text{AMED}_{c=1}", rhs_tex=r"h\,(1-\tfrac1{2r})(d-d_m)"),
         ],
         setting=r"One step from $\sigma_i$ to $\sigma_{i+1}$, $h=\sigma_{i+1}-\sigma_i$, $d=d(x,\sigma_i)$, "
@@ -127,18 +128,23 @@ def _check_c2114(device) -> CheckResult:
     worst_solver, worst_plugin = 0.0, 0.0
     for n in (2, 4, 7):
         sig = torch.cat([edm_rho_grid(n, 0.002, 80.0, 7.0), torch.zeros(1, dtype=torch.float64)]).to(device)
+        levels = sig.tolist()
         for afs in (False, True):
+            # against independent transcriptions of the papers' algorithms (no code shared with the library)
             a = amed.sample_amed(D, x, sig, predictor=amed.ConstantPredictor(), afs=afs)
-            b = S.sample_dpm_solver_2(D, x, sig, afs=afs)
+            b = transcriptions.dpm_solver_2(D, x, sig, r1=0.5, afs=afs)
             worst_solver = max(worst_solver, ((a - b).abs().max() / b.abs().max()).item())
             for r in (0.3, 0.5, 0.8):
+                refined = [levels[0]]
+                for hi, lo in zip(levels[:-1], levels[1:]):
+                    refined += [hi ** (1 - r) * lo**r, lo] if lo > 0 else [lo]
                 p = amed.sample_amed_plugin(D, x, sig, predictor=amed.ConstantPredictor(r=r), afs=afs)
-                q = S.sample_ipndm(D, x, amed.refined_grid(sig, r), afs=afs)
+                q = transcriptions.ipndm(D, x, refined, afs=afs)
                 worst_plugin = max(worst_plugin, ((p - q).abs().max() / q.abs().max()).item())
     return CheckResult(
         (
-            Measurement("max rel. difference, AMED-Solver (r = 1/2, c = a = 1) vs DPM-Solver-2", worst_solver, EXACT_RTOL),
-            Measurement("max rel. difference, AMED-Plugin (fixed r, c = a = 1) vs iPNDM on the refined grid", worst_plugin, EXACT_RTOL),
+            Measurement("max rel. difference, AMED-Solver (r = 1/2, c = a = 1) vs DPM-Solver-2 (Lu et al. Alg. 1, transcribed)", worst_solver, EXACT_RTOL),
+            Measurement("max rel. difference, AMED-Plugin (fixed r, c = a = 1) vs iPNDM (transcribed) on the refined grid", worst_plugin, EXACT_RTOL),
         ),
         setting="K=5, d=3 mixture, 16 points from sigma 80, EDM grids of 2, 4, 7 levels then 0, with and without afs; plugin r = 0.3, 0.5, 0.8",
         device=str(device),
@@ -232,7 +238,7 @@ def _check_c2115(device) -> CheckResult:
     p = amed.AMEDPredictor(scale_dir_range=0.0, seed=0, device=device)
     losses = amed.distill(p, D, sig, teacher, solver="amed", iterations=300, lr=0.01)
     s = sig.tolist()
-    rows, gaps = [], []
+    rows, gaps, gains = [], [], []
     with torch.no_grad():
         for i in range(len(s) - 1):
             s_star = mv.mean_value_time(s[i + 1], s[i], sd)
@@ -241,14 +247,20 @@ def _check_c2115(device) -> CheckResult:
             dd = (y - D(y, y.new_full((y.shape[0],), s[i]))) / s[i]
             r = p(amed.state_features(y, dd, s[i]), s[i], s[i + 1])[0]
             gaps.append((r - r_star).abs().max().item())
+            # what an error in r costs: the step's factor on x - mu at the learned time against the exact factor
+            s_learned = s[i] ** (1 - r) * s[i + 1] ** r
+            gains.append((mv.amed_gain(s_learned, s[i + 1], s[i], sd) / mv.exact_gain(s[i + 1], s[i], sd) - 1).abs().max().item())
             rows.append(f"step {s[i]:.3g}->{s[i + 1]:.3g}: r* = {r_star:.4f}, learned {r.mean().item():.4f}")
     exact = gaussian_flow(mu.to(device), sd**2 * torch.eye(d, dtype=torch.float64, device=device), x_eval, 1.0, 80.0, 1.0, 0.002)
     err = lambda pred: (amed.sample_amed(D, x_eval, sig, predictor=pred, require_zero=False) - exact).pow(2).mean().sqrt().item()
     e_mid, e_learned = err(amed.ConstantPredictor()), err(p)
     return CheckResult(
         (
-            Measurement("max |learned r - r*| over the last two steps", max(gaps[-2:]), 0.05, note="reporting threshold"),
-            Measurement("error of the learned AMED-Solver / error of DPM-Solver-2 (r = 1/2)", e_learned / e_mid, 0.1, note="reporting threshold"),
+            Measurement("max |learned r - r*| over every step", max(gaps), 0.1, note="this seeded training; the first step's r is the least determined"),
+            Measurement("max |learned r - r*| over the last two steps", max(gaps[-2:]), 0.01, note="this seeded training"),
+            Measurement("max over every step of |step factor at learned r / exact factor - 1|", max(gains), 0.02,
+                        note="per step: " + ", ".join(f"{v:.2g}" for v in gains)),
+            Measurement("error of the learned AMED-Solver / error of DPM-Solver-2 (r = 1/2)", e_learned / e_mid, 0.01, note="this seeded training"),
         ),
         setting=f"N(mu, {sd}^2 I), d = {d}; EDM rho=7 grid of 4 steps 80 -> 0.002; 64 training and 64 evaluation noises; "
         f"AMED-Solver with only r learned (scale factors fixed at 1), 300 Adam iterations, loss {losses[0]:.3g} -> {min(losses):.3g}. "
@@ -273,7 +285,10 @@ register(
         check=_check_c2115,
         tests=(T + "test_distillation_reduces_the_loss",),
         remark="What is guaranteed: r* exists and makes every step exact (C21.8, asserted to 1e-12). That gradient descent "
-        "finds it is an optimisation outcome, reported here.",
+        "finds it is an optimisation outcome of this seeded training, asserted near what it reached: every step's r is "
+        "within 0.1 of r* (the first step, weighted about 1e-3 in the loss, is the least determined, and its factor is the "
+        "least sensitive to r), every step's factor within 2% of the exact one, and the sampler's error below 1% of "
+        "DPM-Solver-2's.",
     )
 )
 
@@ -286,7 +301,7 @@ def _derive_c2116() -> Derivation:
     phi = 1 - c(s) * (1 - c(t1) * (t1 - s)) * (t1 - t0)
     return Derivation(
         [
-            Step(sp.diff(phi, t0), c(s) * (1 - c(t1) * (t1 - s)), why="the AMED factor depends on the step's lower end",
+            Step(sp.Derivative(phi, t0), c(s) * (1 - c(t1) * (t1 - s)), why="the AMED factor depends on the step's lower end",
                  lhs_tex=r"\partial\varphi/\partial t_n", rhs_tex=r"c(s)\,[1-c(t_{n+1})(t_{n+1}-s)]"),
         ],
         setting=r"Isotropic Gaussian data $\mathcal N(\mu,s_d^2I)$, one AMED step from $t_{n+1}$ to $t_n$ with Euler predictor: "
@@ -295,24 +310,42 @@ def _derive_c2116() -> Derivation:
     )
 
 
+#: the two maps from a predicted fraction r in (0, 1) to an intermediate time between t_n < t_(n+1): the article's
+#: text (arithmetic) and the official code's (geometric)
+FRACTION_MAPS = {
+    "arithmetic": (lambda r, t0, t1: t0 + r * (t1 - t0), lambda s, t0, t1: (s - t0) / (t1 - t0)),
+    "geometric": (lambda r, t0, t1: t1 ** (1 - r) * t0**r, lambda s, t0, t1: math.log(s / t1) / math.log(t0 / t1)),
+}
+
+
 def _check_c2116(device) -> CheckResult:
     sd, top = 0.5, 80.0
     firsts = {n: edm_rho_grid(n + 1, 0.002, top, 7.0)[1].item() for n in (2, 3, 5, 9)}
     s_star = {n: mv.mean_value_time(t0, top, sd) for n, t0 in firsts.items()}
     spread = (max(s_star.values()) - min(s_star.values())) / top
-    # the 9-step grid's exact time used for the 2-step grid's first step (same x, same t_{n+1}, same h)
-    swapped = abs(mv.amed_gain(s_star[9], firsts[2], top, sd) / mv.exact_gain(firsts[2], top, sd) - 1)
-    own = abs(mv.amed_gain(s_star[2], firsts[2], top, sd) / mv.exact_gain(firsts[2], top, sd) - 1)
+    own = max(abs(mv.amed_gain(s_star[n], firsts[n], top, sd) / mv.exact_gain(firsts[n], top, sd) - 1) for n in firsts)
+    rows, notes = [], []
+    for name, (to_time, to_fraction) in FRACTION_MAPS.items():
+        r_star = {n: to_fraction(s_star[n], t0, top) for n, t0 in firsts.items()}
+        r_spread = max(r_star.values()) - min(r_star.values())
+        # the 9-step grid's exact fraction used for the 2-step grid's first step (same x, same t_(n+1), same features)
+        s_swap = to_time(r_star[9], firsts[2], top)
+        swapped = abs(mv.amed_gain(s_swap, firsts[2], top, sd) / mv.exact_gain(firsts[2], top, sd) - 1)
+        rows += [
+            Measurement(f"{name} map: spread of the exact fraction r* over the four grids", r_spread, 1e-3, relation=">="),
+            Measurement(f"{name} map: rel. error of the 2-step grid's first step at the 9-step grid's r*", swapped, 1e-4, relation=">="),
+        ]
+        notes.append(f"{name} r* = " + ", ".join(f"{r_star[n]:.3f}" for n in firsts))
     return CheckResult(
         (
             Measurement("spread of the exact s* over the first steps of 2/3/5/9-step grids, / t_(n+1)", spread, 0.1, relation=">="),
-            Measurement("rel. error of the 2-step grid's first step at the 9-step grid's s*", swapped, 1e-3, relation=">="),
-            Measurement("rel. error at its own s* (exact)", own, EXACT_RTOL),
+            *rows,
+            Measurement("max rel. error of each grid's first step at its own s* (exact)", own, EXACT_RTOL),
         ),
         setting=f"N(mu, {sd}^2 I); the first step of EDM rho=7 grids from {top:g}: t_n = "
         + ", ".join(f"{t0:.4g} ({n} steps): s* = {s_star[n]:.4g}" for n, t0 in firsts.items())
-        + ". Every grid's first step starts at the same x_T and t_(n+1), so a predictor of (h_(t_(n+1)), t_(n+1)) gives one "
-        "s for all of them.",
+        + "; " + "; ".join(notes) + ". Every grid's first step starts at the same x_T and t_(n+1), so a predictor of "
+        "(h_(t_(n+1)), t_(n+1)) gives one fraction for all of them.",
         device="cpu",
     )
 
@@ -333,10 +366,14 @@ register(
         tests=(T + "test_mean_value_time_depends_on_the_step_end_property",),
         remark=r"Counterexample: for isotropic Gaussian data the first steps of grids with 2, 3, 5 and 9 steps start at "
         r"the same $x_T$ and $t_{n+1}=80$, so with the same features, yet their exact intermediate times differ (the check's "
-        r"setting lists them); a predictor of $(h_{t_{n+1}},t_{n+1})$ gives one time for all four and so misses at least three. Corrected: the intermediate time "
-        r"depends on both ends of the step, and the official code's predictor takes both $t_{n+1}$ and $t_n$; one network "
-        r"can then serve several grids only for the step pairs it was trained on, which is why the paper trains one "
-        r"predictor per NFE.",
+        r"setting lists them). A predictor of $(h_{t_{n+1}},t_{n+1})$ returns one fraction for all four, so it can be exact "
+        r"for at most one. How far it misses the others depends on the map from fraction to time, which Su's reply leaves "
+        r"open: with the arithmetic map $t_n+r(t_{n+1}-t_n)$ of the article's text the exact fractions are far apart, and "
+        r"with the geometric map $t_{n+1}^{1-r}t_n^r$ of the official code they barely move, so one predictor comes close "
+        r"to serving every grid (the check reports the spread of $r^*$ and the error of a swapped fraction for both "
+        r"maps). So the statement is false as an exact one and nearly true in practice with the geometric map. "
+        r"Corrected: the intermediate time depends on both ends of the step, and the official code's predictor takes "
+        r"both $t_{n+1}$ and $t_n$; the paper trains one predictor per NFE.",
         erratum=r"Article 21 also writes the intermediate time as $t_n+g\,(t_{n+1}-t_n)$ with $g\in(0,1)$ (arithmetic); the "
         r"official code places it geometrically, $t_{n+1}^{1-r}t_n^{r}$ (C21.14).",
     )

@@ -340,9 +340,9 @@ def _derive_c05() -> Derivation:
     return Derivation(
         [
             Step(
-                sp.diff(log_normal(x, a * y, s**2), x).subs(x, a * y + s * eps),
+                sp.Subs(sp.Derivative(log_normal(x, a * y, s**2), x), x, a * y + s * eps),
                 -eps / s,
-                why="substitute the forward process",
+                why="differentiate the Gaussian log-density in x_t, then substitute the forward process",
                 lhs_tex=r"\nabla_{x_t}\log p(x_t\mid x_0)\big|_{x_t=\alpha x_0+\sigma\varepsilon}",
                 rhs_tex=r"-\varepsilon/\sigma",
             ),
@@ -425,9 +425,9 @@ def _derive_c06() -> Derivation:
                 rhs_tex=r"\dot\alpha D+\dot\sigma\,\frac{x-\alpha D}{\sigma}",
             ),
             Step(
-                vel.subs(x, A_f * sp.Symbol("x_0") + S_f * eps).subs(D, sp.Symbol("x_0")),
+                sp.Subs(vel, (x, D), (A_f * sp.Symbol("x_0") + S_f * eps, sp.Symbol("x_0"))),
                 dA * sp.Symbol("x_0") + dS * eps,
-                why="the conditional velocity",
+                why="the conditional velocity: substitute D = x_0 and x = alpha x_0 + sigma eps",
                 lhs_tex=r"v\big|_{D=x_0,\;x=\alpha x_0+\sigma\varepsilon}",
                 rhs_tex=r"\dot\alpha x_0+\dot\sigma\varepsilon",
             ),
@@ -560,23 +560,36 @@ register(
 def _derive_c08() -> Derivation:
     x0s, da, ds = sp.symbols("x_0 alphadot sigmadot", real=True)
     xs = a * x0s + s * eps
-    steps = []
-    for kind in parametrisation.KINDS:
-        pred = parametrisation.from_x0_eps(x0s, eps, kind, a, s, da, ds)
-        back = parametrisation.to_x0_eps(pred, kind, xs, a, s, da, ds)
-        steps.append(
-            Step(
-                sp.Matrix(back),
-                sp.Matrix([x0s, eps]),
-                why="library round trip",
-                lhs_tex=rf"(\hat x_0,\hat\varepsilon)\big[\texttt{{{kind}}}(x_0,\varepsilon)\big]",
-                rhs_tex=r"(x_0,\varepsilon)",
-            )
+    nrm, det = a**2 + s**2, a * ds - s * da
+    # kind: (its definition in terms of (x0, eps), the explicit inverse of (x0, eps) -> (x, prediction), TeX)
+    kinds = {
+        "x0": (x0s, sp.Matrix([[0, 1], [1 / s, -a / s]]), r"\begin{pmatrix}0&1\\1/\sigma&-\alpha/\sigma\end{pmatrix}", r"\hat x_0"),
+        "eps": (eps, sp.Matrix([[1 / a, -s / a], [0, 1]]), r"\begin{pmatrix}1/\alpha&-\sigma/\alpha\\0&1\end{pmatrix}", r"\hat\varepsilon"),
+        "score": (-eps / s, sp.Matrix([[1 / a, s**2 / a], [0, -s]]), r"\begin{pmatrix}1/\alpha&\sigma^2/\alpha\\0&-\sigma\end{pmatrix}", "s"),
+        "v": (a * eps - s * x0s, sp.Matrix([[a, -s], [s, a]]) / nrm,
+              r"\frac1{\alpha^2+\sigma^2}\begin{pmatrix}\alpha&-\sigma\\\sigma&\alpha\end{pmatrix}", "v"),
+        "velocity": (da * x0s + ds * eps, sp.Matrix([[ds, -s], [-da, a]]) / det,
+                     r"\frac1{\alpha\dot\sigma-\sigma\dot\alpha}\begin{pmatrix}\dot\sigma&-\sigma\\-\dot\alpha&\alpha\end{pmatrix}", "u"),
+    }
+    assert set(kinds) == set(parametrisation.KINDS)
+    steps = [
+        Step(
+            sp.MatMul(inverse, sp.Matrix([xs, pred]), evaluate=False),
+            sp.Matrix([x0s, eps]),
+            why=f"{kind}: the inverse of the 2x2 linear map (x0, eps) -> (x, prediction) recovers the pair",
+            lhs_tex=rf"{inv_tex}\begin{{pmatrix}}x\\{name}\end{{pmatrix}}",
+            rhs_tex=r"\begin{pmatrix}x_0\\\varepsilon\end{pmatrix}",
         )
+        for kind, (pred, inverse, inv_tex, name) in kinds.items()
+    ]
     return Derivation(
         steps,
-        setting=r"Symbols $x_0,\varepsilon,\alpha,\sigma>0,\dot\alpha,\dot\sigma$ pushed through the library's own "
-        r"conversion functions; $x=\alpha x_0+\sigma\varepsilon$.",
+        setting=r"Symbols $x_0,\varepsilon$, $\alpha,\sigma>0$, $\dot\alpha,\dot\sigma$; $x=\alpha x_0+\sigma\varepsilon$ and "
+        r"each prediction is linear in $(x_0,\varepsilon)$: $\hat x_0=x_0$, $\hat\varepsilon=\varepsilon$, $s=-\varepsilon/\sigma$, "
+        r"$v=\alpha\varepsilon-\sigma x_0$, $u=\dot\alpha x_0+\dot\sigma\varepsilon$. Each step multiplies the pair "
+        r"$(x,\text{prediction})$, written in $(x_0,\varepsilon)$, by the explicit inverse of that $2\times2$ map (the "
+        r"library's conversion formulas) and recovers $(x_0,\varepsilon)$; for $u$ it needs "
+        r"$\alpha\dot\sigma-\sigma\dot\alpha\neq0$. The check runs the library's conversions on a mixture.",
     )
 
 

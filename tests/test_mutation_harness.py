@@ -1,0 +1,59 @@
+"""benchmarks/mutation.py, the mutation-testing harness: its mutants are real changes of the live code."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+mutation = pytest.importorskip("mutation")
+
+
+def test_mutants_change_the_live_function_and_only_it():
+    """Every mutant of mean_value.exact_gain compiles, is swapped into the live function (so callers that imported
+    it see the mutant), and most change its value; restoring the code restores the value."""
+    from diffmath import mean_value as mv
+    from diffmath.mean_value import exact_gain  # a reference taken before the swap, as another module would hold
+
+    mutants = [m for m in mutation.generate("diffmath.mean_value") if m.function == "exact_gain"]
+    kinds = {m.kind for m in mutants}
+    assert {"Add->Sub", "Div->Mult"} <= kinds, kinds
+    original = exact_gain.__code__
+    want = exact_gain(0.3, 1.7, 0.5)
+    changed = 0
+    try:
+        for m in mutants:
+            mutation.apply(m)
+            try:
+                got = exact_gain(0.3, 1.7, 0.5)
+            except Exception:
+                got = None
+            changed += got != want
+            exact_gain.__code__ = original
+        assert mv.exact_gain(0.3, 1.7, 0.5) == want
+    finally:
+        exact_gain.__code__ = original
+    assert changed >= len(mutants) // 2, (changed, len(mutants))
+
+
+def test_docstrings_annotations_and_defaults_are_not_mutated():
+    mutants = mutation.generate("diffmath.mean_value")
+    texts = {m.text for m in mutants}
+    assert all("Cauchy" not in t for t in texts)  # docstring prose
+    assert not any(m.function == "mean_value_time" and m.text == "200" for m in mutants)  # a default value
+
+
+def test_ids_are_stable_and_unique():
+    a = [m.id for m in mutation.generate("diffmath.samplers")]
+    assert a == [m.id for m in mutation.generate("diffmath.samplers")]
+    assert len(a) == len(set(a))
+
+
+def test_summary_counts_equivalent_mutants_out_of_the_score():
+    m = mutation.Mutant("diffmath.x", "f", 1, 2, 0, "Add->Sub", "a + b", 0)
+    n = mutation.Mutant("diffmath.x", "f", 1, 3, 0, "Lt->LtE", "a < b", 0)
+    results = {m.id: {"status": "killed", "mutant": vars(m)}, n.id: {"status": "survived", "mutant": vars(n)}}
+    [row] = mutation.summarise(results, {})
+    assert row["score"] == 0.5
+    [row] = mutation.summarise(results, {n.id: "continuous quantity"})
+    assert row["score"] == 1.0 and row["equivalent"] == 1
