@@ -54,6 +54,7 @@ from typing import Callable, Optional
 
 import torch
 
+from diffmath._validation import as_tensor
 from diffmath.samplers import ADAMS_BASHFORTH, Callback, Denoiser, DenoiserCall, SamplerSpec, afs_direction, check_grid, register_sampler, to_d
 
 __all__ = [
@@ -87,8 +88,12 @@ def geometric_level(sigma_cur, sigma_next, r):
 
 def refined_grid(sigmas: torch.Tensor, r: float) -> torch.Tensor:
     """``sigmas`` with :func:`geometric_level` inserted in every step between two positive levels: the grid
-    that AMED-Plugin with a fixed ``r`` and scale factors 1 walks, as plain iPNDM (claim C21.14)."""
-    s = torch.as_tensor(sigmas, dtype=torch.float64).tolist()
+    that AMED-Plugin with a fixed ``r`` and scale factors 1 walks, as plain iPNDM (claim C21.14). ``sigmas``
+    follows the samplers' rules (:func:`diffmath.samplers.check_grid`); ``0 <= r <= 1``."""
+    if not (isinstance(r, (int, float)) and 0 <= r <= 1):
+        raise ValueError(f"r must be a number in [0, 1], got {r!r}")
+    probe = torch.zeros(1, dtype=torch.float64)
+    _, s = check_grid(probe, sigmas, require_zero=False)
     out = []
     for a, b in zip(s, s[1:]):
         out.append(a)
@@ -227,6 +232,8 @@ def _with_extra_args(denoiser: Denoiser, extra_args: Optional[dict]) -> Denoiser
         return denoiser
     if not isinstance(extra_args, dict):
         raise ValueError(f"extra_args must be a dict of keyword arguments, got {type(extra_args).__name__}")
+    if not callable(denoiser):
+        raise ValueError("denoiser must be callable D(x, sigma)")
     return lambda x, sigma: denoiser(x, sigma, **extra_args)
 
 
@@ -296,7 +303,8 @@ def teacher_trajectory(denoiser: Denoiser, x, sigmas, *, rtol: float = 1e-8, ato
 
     x, s = check_grid(x, sigmas, require_zero=False)
     levels = [v for v in s if v > 0]
-    exact = lambda y, alpha, sig: denoiser(y, torch.as_tensor(sig, dtype=y.dtype, device=y.device).expand(y.shape[0]))
+    D = DenoiserCall(denoiser, x)  # callable, and returns x's shape
+    exact = lambda y, alpha, sig: D(y, torch.as_tensor(sig, dtype=y.dtype, device=y.device).expand(y.shape[0]))
     states = [x]
     with torch.no_grad():
         for a, b in zip(levels, levels[1:]):
@@ -341,6 +349,13 @@ def distill(
         raise ValueError("the plugin is multistep: its history comes from its own rollout (rollout=True)")
     if int(iterations) != iterations or iterations < 1:
         raise ValueError(f"iterations must be an integer >= 1, got {iterations}")
+    if not (isinstance(lr, (int, float)) and 0 < lr < math.inf):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if solver == "plugin" and max_order not in (1, 2, 3, 4):
+        raise ValueError(f"max_order must be 1, 2, 3 or 4, got {max_order!r}")
+    teacher = as_tensor(teacher, "teacher")
+    if teacher.ndim < 2:
+        raise ValueError(f"teacher must have shape (levels, batch, ...), got {tuple(teacher.shape)}")
     _, s = check_grid(teacher[0], sigmas, require_zero=False)
     levels = [v for v in s if v > 0]
     if teacher.shape[0] != len(levels):

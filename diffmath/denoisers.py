@@ -32,10 +32,10 @@ from diffmath.schedules import DDPMDiscrete, Schedule
 EXACT_LAWS = (GaussianMixture, GaussianImage, ImageMixture)
 
 
-def _check_law(law) -> None:
+def _check_law(law, name: str = "law") -> None:
     if not isinstance(law, EXACT_LAWS):
         raise ValueError(
-            f"law must be one of {', '.join(c.__name__ for c in EXACT_LAWS)}, got {type(law).__name__}"
+            f"{name} must be one of {', '.join(c.__name__ for c in EXACT_LAWS)}, got {type(law).__name__}"
         )
 
 
@@ -70,7 +70,7 @@ def edm_denoiser(gm) -> CountingDenoiser:
     ``gm.denoise(x, 1, sigma)`` (claim C0.3) with ``sigma`` a number or a tensor of shape (batch,),
     wrapped in a :class:`CountingDenoiser` (attribute ``nfe``). ``gm``: any exact law (:data:`EXACT_LAWS`).
     """
-    _check_law(gm)
+    _check_law(gm, "gm")
     return CountingDenoiser(lambda x, sigma: gm.denoise(x, 1.0, sigma))
 
 
@@ -106,10 +106,16 @@ def exact_eps_model(law, schedule: Schedule) -> Callable[[torch.Tensor, object],
     if not isinstance(schedule, Schedule):
         raise ValueError(f"schedule must be a Schedule, got {type(schedule).__name__}")
 
+    event = tuple(law.shape) if hasattr(law, "shape") else (law.dim,)
+
     def model(x_t, t) -> torch.Tensor:
         x_t = as_tensor(x_t, "x_t", dtype=law.dtype, device=law.device)
+        if x_t.ndim <= len(event) or tuple(x_t.shape[-len(event):]) != tuple(event):
+            raise ValueError(f"x_t must have shape (batch, {', '.join(map(str, event))}), got {tuple(x_t.shape)}")
         t = schedule.times(t)
         a, s = schedule.alpha(t).to(x_t), schedule.sigma(t).to(x_t)
+        if (s <= 0).any():
+            raise ValueError("t must be a time with sigma(t) > 0 (at sigma = 0 the noise is not defined)")
         D = law.denoise(x_t, a, s)
         return (x_t - _per_point(a, x_t) * D) / _per_point(s, x_t)
 
@@ -124,7 +130,7 @@ def ddpm_eps_model(gm, schedule: DDPMDiscrete) -> Callable[[torch.Tensor, object
     (:func:`exact_eps_model` on the discrete schedule). ``timestep`` is an integer step (a number,
     or a tensor of shape (batch,)).
     """
-    _check_law(gm)
+    _check_law(gm, "gm")
     if not isinstance(schedule, DDPMDiscrete):
         raise ValueError(f"schedule must be a DDPMDiscrete, got {type(schedule).__name__}")
     return exact_eps_model(gm, schedule)

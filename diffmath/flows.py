@@ -70,7 +70,7 @@ def gaussian_flow(mean, cov, x_from, alpha_from, sigma_from, alpha_to, sigma_to)
         raise ValueError(f"cov must have shape ({d}, {d}), got {tuple(C.shape)}")
     lam, U = spd_eigh(C, "cov")
     x = as_tensor(x_from, "x_from", dtype=mu.dtype, device=mu.device)
-    if x.shape[-1] != d:
+    if x.ndim < 1 or x.shape[-1] != d:
         raise ValueError(f"x_from must have shape (..., {d}), got {tuple(x.shape)}")
     levels = [
         as_tensor(v, name, dtype=mu.dtype, device=mu.device)
@@ -152,12 +152,23 @@ def _dopri5(f, y0: torch.Tensor, u0: float, u1: float, rtol: float, atol: float,
     return y
 
 
+def _solver_options(rtol, atol, max_steps) -> int:
+    for name, v in (("rtol", rtol), ("atol", atol)):
+        if not (isinstance(v, (int, float)) and 0 < v < math.inf):
+            raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, float)) or int(max_steps) != max_steps or max_steps < 1:
+        raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+    return int(max_steps)
+
+
 def integrate(f, y0, t0: float, t1: float, *, rtol: float = 1e-12, atol: float = 1e-12, max_steps: int = 100_000):
     """Integrate :math:`dy/dt = f(t, y)` from ``t0`` to ``t1`` with the reference Dormand–Prince
     5(4) method (error controlled point by point: the worst row of ``y`` decides the step)."""
     y0 = as_tensor(y0, "y0")
-    if not (rtol > 0 and atol > 0):
-        raise ValueError("rtol and atol must be > 0")
+    max_steps = _solver_options(rtol, atol, max_steps)
+    for name, v in (("t0", t0), ("t1", t1)):
+        if not math.isfinite(float(v)):
+            raise ValueError(f"{name} must be a finite number, got {v!r}")
     return _dopri5(f, y0, float(t0), float(t1), rtol, atol, max_steps, SolveStats())
 
 
@@ -185,12 +196,17 @@ def solve_pf_ode(
     for name, v in (("sigma_from", s0), ("sigma_to", s1)):
         if not (v > 0 and math.isfinite(v)):
             raise ValueError(f"{name} must be a finite number > 0, got {v}")
-    if not (rtol > 0 and atol > 0):
-        raise ValueError("rtol and atol must be > 0")
+    max_steps = _solver_options(rtol, atol, max_steps)
+    if not callable(denoiser):
+        raise ValueError("denoiser must be callable denoiser(x, alpha, sigma)")
 
     def f(u, y):
         s = math.exp(u)
-        return y - denoiser(y, 1.0, s)
+        out = denoiser(y, 1.0, s)
+        if not isinstance(out, torch.Tensor) or out.shape != y.shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"the denoiser must return x's shape {tuple(y.shape)}, got {got}")
+        return y - out
 
     stats = SolveStats()
     out = _dopri5(f, x, math.log(s0), math.log(s1), rtol, atol, max_steps, stats)

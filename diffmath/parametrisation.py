@@ -37,10 +37,15 @@ def _check_kind(kind: str, name: str) -> None:
 
 
 def _tensors(named: dict, coefficients: dict, *, divide_by_alpha: bool):
-    """Validate the arrays (same shape) and the coefficients (finite; broadcasting against the arrays;
-    sigma > 0, alpha >= 0, or > 0 when a conversion divides by it); returns them as tensors, in order."""
-    given = [v for v in [*named.values(), *coefficients.values()] if v is not None]
-    dtype, device = common_dtype_device(*given, names=", ".join([*named, *(k for k, v in coefficients.items() if v is not None)]))
+    """Validate the arrays (same shape, one dtype: float32 when they all are) and the coefficients (finite;
+    broadcasting against the arrays; sigma > 0, alpha >= 0, or > 0 when a conversion divides by it); returns
+    them as tensors of the arrays' dtype and device, in order."""
+    # the arrays decide the dtype (float32 arrays stay float32 whatever numbers the coefficients are); every
+    # tensor among the arguments must be on one device
+    dtype, device = common_dtype_device(*named.values(), names=" and ".join(named))
+    tensors = {k: v for k, v in coefficients.items() if isinstance(v, torch.Tensor)}
+    if any(v.device != device for v in tensors.values()):
+        raise ValueError(f"{', '.join(tensors)} must be on {'/'.join(named)}'s device {device}")
     arrays = {k: as_tensor(v, k, dtype=dtype, device=device) for k, v in named.items()}
     (first, ref), *rest = arrays.items()
     for k, v in rest:

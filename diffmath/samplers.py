@@ -37,6 +37,8 @@ from typing import Callable, Optional
 
 import torch
 
+from diffmath._validation import as_tensor
+
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Callback = Optional[Callable[[dict], None]]
 
@@ -53,7 +55,8 @@ def check_grid(x, sigmas, require_zero: bool) -> tuple[torch.Tensor, list[float]
     """Validate a state ``x`` (batch, ...) and a noise-level grid; the grid as a list of floats."""
     if not isinstance(x, torch.Tensor) or x.ndim < 1 or not x.is_floating_point():
         raise ValueError("x must be a floating tensor of shape (batch, ...)")
-    s = torch.as_tensor(sigmas, dtype=torch.float64)
+    x = as_tensor(x, "x")  # no NaN, Inf or meta tensors (keeps the dtype and device)
+    s = as_tensor(sigmas, "sigmas", dtype=torch.float64)
     if s.ndim != 1 or s.numel() < 2:
         raise ValueError(f"sigmas must be a 1-D grid of at least 2 levels, got shape {tuple(s.shape)}")
     if not torch.isfinite(s).all():

@@ -244,3 +244,100 @@ def test_mean_value_time_depends_on_the_step_end_property(sd, log_top, a, b):
     swapped = abs(mv.amed_gain(s_hi, lo, top, sd) - mv.exact_gain(lo, top, sd))
     own = abs(mv.amed_gain(s_lo, lo, top, sd) - mv.exact_gain(lo, top, sd))
     assert own <= 1e-12 and swapped > 1e3 * max(own, 1e-15)
+
+
+# --- what the mutation run of issue 11 found untested ------------------------------------------------------------
+from diffmath.claims import _transcriptions as transcribed  # noqa: E402
+
+
+def _loss_setup(n_levels=4, end_at_zero=False):
+    gm = random_mixture(3, 2, seed=21)
+    D = edm_denoiser(gm)
+    sig = edm_rho_grid(n_levels, 0.05, 20.0, 7.0)
+    if end_at_zero:
+        sig = torch.cat([sig, sig.new_zeros(1)])
+    x = 20 * torch.randn(5, 2, generator=torch.Generator().manual_seed(21), dtype=torch.float64)
+    return D, sig, amed.teacher_trajectory(D, x, sig, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("solver,rollout", [("amed", False), ("amed", True), ("plugin", True)])
+def test_distill_first_loss_is_the_papers_objective(solver, rollout):
+    """The first loss distill reports (an untrained predictor: r = 1/2, c = a = 1) equals the objective computed
+    from independent transcriptions: sum over steps of mean |student - teacher|^2 / (1 + sigma_(i+1)^2), the student
+    being DPM-Solver-2 from the teacher's state (teacher forcing) or from its own previous state (rollout), or
+    iPNDM on the geometric midpoints from the start (the plugin)."""
+    D, sig, teacher = _loss_setup()
+    levels = sig.tolist()
+    losses = amed.distill(amed.AMEDPredictor(hidden=4, scale_time_range=0.2 if solver == "plugin" else 0.0), D, sig, teacher,
+                          solver=solver, rollout=rollout, iterations=1, lr=1e-3)
+    want = 0.0
+    refined = [levels[0]]
+    for i, (a, b) in enumerate(zip(levels, levels[1:])):
+        refined += [(a * b) ** 0.5, b]
+        if solver == "plugin":
+            out = transcribed.ipndm(D, teacher[0], refined)
+        elif rollout:
+            out = transcribed.dpm_solver_2(D, teacher[0], levels[: i + 2])
+        else:
+            out = transcribed.dpm_solver_2(D, teacher[i], [a, b])
+        want += (out - teacher[i + 1]).pow(2).mean().item() / (1 + b * b)
+    assert abs(losses[0] - want) <= 1e-10 * want
+
+
+def test_distill_and_teacher_accept_grids_ending_at_zero_and_one_step():
+    D, sig, teacher = _loss_setup(end_at_zero=True)
+    assert teacher.shape[0] == len(sig) - 1  # one state per positive level
+    assert len(amed.distill(amed.AMEDPredictor(hidden=4), D, sig, teacher, iterations=2)) == 2
+    D, sig, teacher = _loss_setup(n_levels=2)  # a single step between two positive levels
+    assert len(amed.distill(amed.AMEDPredictor(hidden=4), D, sig, teacher, iterations=1)) == 1
+
+
+def test_predictor_forward_and_features_against_their_formulas():
+    """AMEDPredictor's outputs from its documented formula, computed in numpy on the module's own weights:
+    z = W2 silu(W1 [features, log sigma_cur, log sigma_next] + b1) + b2, r = sigmoid(z1), c = 1 + dc tanh(z2),
+    a = 1 + da tanh(z3); and state_features = [rms(d), rms(x)/sqrt(1 + sigma^2)] over all non-batch axes."""
+    import numpy as np
+
+    p = amed.AMEDPredictor(hidden=5, scale_dir_range=0.3, scale_time_range=0.2, seed=3)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for w in (p.w2, p.b2, p.b1):
+            w.copy_(torch.randn(w.shape, generator=g, dtype=torch.float64))
+    x = torch.randn(4, 2, 3, generator=g, dtype=torch.float64)
+    d = torch.randn(4, 2, 3, generator=g, dtype=torch.float64)
+    f = amed.state_features(x, d, 2.5)
+    xn, dn = x.numpy().reshape(4, -1), d.numpy().reshape(4, -1)
+    assert np.allclose(f.numpy(), np.stack([np.sqrt((dn**2).mean(1)), np.sqrt((xn**2).mean(1)) / np.sqrt(1 + 2.5**2)], 1), rtol=1e-14)
+    r, c, a = p(f, 2.5, 0.7)
+    inp = np.concatenate([f.numpy(), np.tile([np.log(2.5), np.log(0.7)], (4, 1))], 1)
+    pre = inp @ p.w1.detach().numpy().T + p.b1.detach().numpy()
+    z = (pre / (1 + np.exp(-pre))) @ p.w2.detach().numpy().T + p.b2.detach().numpy()
+    assert np.allclose(r.detach().numpy(), 1 / (1 + np.exp(-z[:, 0])), rtol=1e-13)
+    assert np.allclose(c.detach().numpy(), 1 + 0.3 * np.tanh(z[:, 1]), rtol=1e-13)
+    assert np.allclose(a.detach().numpy(), 1 + 0.2 * np.tanh(z[:, 2]), rtol=1e-13)
+    w_first = amed.AMEDPredictor(hidden=64, seed=0).w1.detach()
+    assert abs(w_first.std().item() * (amed.N_FEATURES + 2) ** 0.5 - 1) < 0.1  # He-like scale 1/sqrt(fan-in)
+
+
+def test_predictor_outputs_at_their_bounds_and_bad_predictors():
+    gm = random_mixture(2, 2, seed=5)
+    x = 10 * torch.randn(3, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    sig = grid_to_zero(3, 10.0)
+    D = edm_denoiser(gm)
+    const = lambda r, c, a: (lambda f, s, t: (r, c, a))  # noqa: E731
+    for r in (0.0, 1.0):  # the ends of [0, 1] are allowed
+        assert torch.isfinite(amed.sample_amed(D, x, sig, predictor=const(r, 1.0, 1.0))).all()
+        amed.ConstantPredictor(r=r)
+    for bad in (const(0.5, 0.0, 1.0), const(0.5, 1.0, 0.0)):
+        with pytest.raises(ValueError, match="scale_dir and scale_time must be > 0"):
+            amed.sample_amed_plugin(D, x, sig, predictor=bad)
+    with pytest.raises(ValueError, match="predictor must be callable"):
+        amed.sample_amed(D, x, sig, predictor=3)
+    for a, b in ((1.0, 0.0), (0.0, 1.0)):
+        with pytest.raises(ValueError, match="both levels > 0"):
+            amed.geometric_level(a, b, 0.5)
+    with pytest.raises(ValueError, match="hidden"):
+        amed.AMEDPredictor(hidden=0)
+    amed.AMEDPredictor(hidden=1, scale_dir_range=0.0)
+    with pytest.raises(ValueError, match="scale_dir_range"):
+        amed.AMEDPredictor(scale_dir_range=1.0)

@@ -9,7 +9,8 @@ time. torch's ``meta`` device stands in for "another device" on a machine withou
 library deliberately allows is not tried: lists and integer tensors converted to floats, a float32 point
 converted to a float64 law's dtype, a cpu tensor moved to the law's device.
 
-Cases that fail in a module this suite may not change yet are ``xfail(strict=True)`` with the fix they need.
+A case the library does not refuse is a library bug: fix the library. (An entry may mark a known gap
+``xfail(strict=True)`` with the fix it needs, so that the fix is noticed; none is marked today.)
 ``pytest -s`` prints how many bad inputs were tried.
 """
 
@@ -280,14 +281,13 @@ entry("from_x0_eps", parametrisation.from_x0_eps,
       })
 
 # flows --------------------------------------------------------------------------------------------------------------
-FLOWS_XFAIL = "flows.py is read by the mutation job"
 entry("gaussian_flow", flows.gaussian_flow, lambda: dict(
     mean=randn(2), cov=spd(), x_from=randn(3, 2, seed=1), alpha_from=0.5, sigma_from=1.0, alpha_to=0.9, sigma_to=0.3), {
     "mean": ("tensor", ("2-D", lambda v: v[None])),
     "cov": ("cov",),
     "x_from": ("points",),
     **{name: ("nonneg", not_scalar()) for name in ("alpha_from", "sigma_from", "alpha_to", "sigma_to")},
-}, xfail={"x_from: 0-d": f"{FLOWS_XFAIL}; fix gaussian_flow: check x.ndim >= 1 before x.shape[-1] (IndexError today)"})
+})
 entry("solve_pf_ode", flows.solve_pf_ode, lambda: dict(
     denoiser=lambda x, alpha, sigma: gm().denoise(x, alpha, sigma), x=randn(3, 2), sigma_from=2.0, sigma_to=0.5,
     rtol=1e-6, atol=1e-6, max_steps=1000), {
@@ -298,11 +298,6 @@ entry("solve_pf_ode", flows.solve_pf_ode, lambda: dict(
     "rtol": ("positive",),
     "atol": ("positive",),
     "max_steps": ("count",),
-}, xfail={
-    "denoiser": f"{FLOWS_XFAIL}; fix solve_pf_ode (and _dopri5): require callable(denoiser) and check that its output has y's shape",
-    "rtol: Inf": f"{FLOWS_XFAIL}; fix solve_pf_ode and integrate: require finite rtol and atol",
-    "atol: Inf": f"{FLOWS_XFAIL}; fix solve_pf_ode and integrate: require finite rtol and atol",
-    "max_steps": f"{FLOWS_XFAIL}; fix solve_pf_ode and integrate: require an integer max_steps >= 1 (0, -1 and 2.5 raise RuntimeError today)",
 })
 entry("integrate", flows.integrate, lambda: dict(f=lambda t, y: -y, y0=randn(3, 2), t0=0.0, t1=1.0, rtol=1e-6, atol=1e-6,
                                                   max_steps=100), {
@@ -311,20 +306,9 @@ entry("integrate", flows.integrate, lambda: dict(f=lambda t, y: -y, y0=randn(3, 
     "t1": (("NaN", const(NAN)), ("Inf", const(INF))),
     "rtol": ("positive",),
     "max_steps": ("count",),
-}, xfail={
-    "t0": f"{FLOWS_XFAIL}; fix integrate: require finite t0 and t1 (NaN returns y0 unchanged; Inf runs, or exhausts max_steps)",
-    "t1": f"{FLOWS_XFAIL}; fix integrate: require finite t0 and t1 (NaN returns y0 unchanged; Inf runs, or exhausts max_steps)",
-    "rtol: Inf": f"{FLOWS_XFAIL}; fix solve_pf_ode and integrate: require finite rtol and atol",
-    "max_steps": f"{FLOWS_XFAIL}; fix solve_pf_ode and integrate: require an integer max_steps >= 1 (0, -1 and 2.5 raise RuntimeError today)",
 })
 
 # samplers: every registered one, AMED's included --------------------------------------------------------------------
-SAMPLERS_XFAIL = ("samplers.py is read by the mutation job; fix samplers.check_grid: refuse NaN/Inf in x "
-                  "(ValueError 'x contains NaN or Inf')")
-SIGMAS_META_XFAIL = ("samplers.py is read by the mutation job; fix samplers.check_grid: convert sigmas with "
-                     "as_tensor(sigmas, 'sigmas', dtype=torch.float64), which refuses the meta device (RuntimeError today)")
-AMED_CALLABLE_XFAIL = ("amed.py is read by the mutation job; fix amed._with_extra_args (or sample_amed/sample_amed_plugin): "
-                       "require callable(denoiser) before wrapping it with extra_args (TypeError today)")
 SAMPLER_OPTIONS = {  # per sampler: extra valid options, and what to try on them
     "dpm_solver_2": (dict(r=0.5), {"r": (("zero", const(0.0)), ("above 1", const(1.5)), ("NaN", const(NAN)))}),
     "ipndm": (dict(max_order=3), {"max_order": (("0", const(0)), ("5", const(5)), ("2.5", const(2.5)))}),
@@ -354,11 +338,9 @@ for _name, _spec in samplers.SPECS.items():
     entry(f"sample_{_name}", _spec.fn,
           lambda _o=_options: dict(denoiser=gaussian_denoiser, x=randn(3, 2), sigmas=torch.tensor([10.0, 2.0, 0.5, 0.0], dtype=F64),
                                    extra_args={}, **_o),
-          _args, xfail={"x: NaN": SAMPLERS_XFAIL, "x: Inf": SAMPLERS_XFAIL, "sigmas: on meta device": SIGMAS_META_XFAIL,
-                        **({"denoiser: not callable": AMED_CALLABLE_XFAIL} if "predictor" in _options else {})})
+          _args)
 
 # amed ---------------------------------------------------------------------------------------------------------------
-AMED_XFAIL = "amed.py is read by the mutation job"
 entry("ConstantPredictor", amed.ConstantPredictor, lambda: dict(r=0.5, scale_dir=1.0, scale_time=1.0), {
     "r": ("unit",),
     "scale_dir": ("positive",),
@@ -367,10 +349,6 @@ entry("ConstantPredictor", amed.ConstantPredictor, lambda: dict(r=0.5, scale_dir
 entry("refined_grid", amed.refined_grid, lambda: dict(sigmas=torch.tensor([10.0, 2.0, 0.5, 0.0], dtype=F64), r=0.5), {
     "sigmas": ("sigmas",),
     "r": ("unit",),
-}, xfail={
-    "sigmas": f"{AMED_XFAIL}; fix refined_grid: validate sigmas with samplers.check_grid-style rules (1-D, >= 2 levels, "
-              "finite, strictly decreasing, > 0 but the last) before refining",
-    "r": f"{AMED_XFAIL}; fix refined_grid (and geometric_level): require 0 <= r <= 1",
 })
 
 
@@ -388,12 +366,6 @@ entry("teacher_trajectory", amed.teacher_trajectory, _teacher_args, {
     "x": ("state",),
     "sigmas": ("sigmas",),
     "rtol": ("positive",),
-}, xfail={
-    "denoiser: returns a wrong shape": f"{AMED_XFAIL}; fix teacher_trajectory: wrap the denoiser in samplers.DenoiserCall "
-                                       "(which checks callable and the output shape)",
-    "denoiser: not callable": f"{AMED_XFAIL}; fix teacher_trajectory: wrap the denoiser in samplers.DenoiserCall",
-    "sigmas: on meta device": SIGMAS_META_XFAIL,
-    "rtol: Inf": f"{FLOWS_XFAIL}; fix solve_pf_ode: require finite rtol and atol",
 })
 
 
@@ -407,7 +379,6 @@ def _distill_args(solver="amed"):
                         teacher=_teacher().clone(), solver=solver, iterations=1, lr=0.01)
 
 
-DISTILL_XFAIL = f"{AMED_XFAIL}; fix distill"
 entry("distill", amed.distill, _distill_args(), {
     "predictor": (("not a module", const(amed.ConstantPredictor())),),
     "denoiser": ("denoiser",),
@@ -416,23 +387,15 @@ entry("distill", amed.distill, _distill_args(), {
     "solver": (bogus(),),
     "iterations": ("count",),
     "lr": ("positive",),
-}, xfail={
-    "sigmas: on meta device": SIGMAS_META_XFAIL,
-    "teacher: NaN": f"{DISTILL_XFAIL}: teacher = as_tensor(teacher, 'teacher') up front (today the exact denoiser refuses it "
-                    "as 'x contains NaN or Inf')",
-    "lr": f"{DISTILL_XFAIL}: require a finite lr > 0 named 'lr' (Adam's message says 'Invalid learning rate'; 0 and Inf pass)",
 })
 entry("distill(plugin)", amed.distill, lambda: dict(_distill_args("plugin")(), max_order=3), {
     "max_order": (("0", const(0)), ("5", const(5)), ("2.5", const(2.5))),
     "rollout": (("False for the plugin", const(False)),),
-}, xfail={"max_order": f"{DISTILL_XFAIL}: require max_order in (1, 2, 3, 4) as sample_amed_plugin does (KeyError today)"})
+})
 
 # denoisers ----------------------------------------------------------------------------------------------------------
-DENOISERS_XFAIL = "denoisers.py is read by the mutation job"
 NOT_A_LAW = (("not a law", const(torch.zeros(2))),)
-GM_NAME_XFAIL = (f"{DENOISERS_XFAIL}; fix denoisers._check_law: take the argument's name (edm_denoiser and ddpm_eps_model "
-                 "call it 'gm'; the message says 'law must be one of')")
-entry("edm_denoiser", denoisers.edm_denoiser, lambda: dict(gm=gm()), {"gm": NOT_A_LAW}, xfail={"gm": GM_NAME_XFAIL})
+entry("edm_denoiser", denoisers.edm_denoiser, lambda: dict(gm=gm()), {"gm": NOT_A_LAW})
 entry("edm_denoiser(gm)", lambda x, sigma: edm()(x, sigma), lambda: dict(x=randn(3, 2), sigma=torch.full((3,), 0.5, dtype=F64)), {
     "x": ("points",),
     "sigma": (("zero", lambda v: v * 0), ("NaN", lambda v: _with(v, NAN)), ("wrong batch shape", lambda v: v[:2])),
@@ -440,15 +403,11 @@ entry("edm_denoiser(gm)", lambda x, sigma: edm()(x, sigma), lambda: dict(x=randn
 entry("ddpm_eps_model", denoisers.ddpm_eps_model, lambda: dict(gm=gm(), schedule=schedules.DDPMDiscrete(num_steps=10)), {
     "gm": NOT_A_LAW,
     "schedule": (("continuous schedule", const(schedules.VPLinear())),),
-}, xfail={"gm": GM_NAME_XFAIL})
+})
 entry("ddpm_eps_model(gm, schedule)", lambda x_t, t: denoisers.ddpm_eps_model(gm(), schedules.DDPMDiscrete(num_steps=10))(x_t, t),
       lambda: dict(x_t=randn(3, 2), t=5), {
           "x_t": ("points",),
           "t": (("negative", const(-1)), ("beyond the last step", const(10)), ("2.5", const(2.5)), ("NaN", const(NAN))),
-      }, xfail={
-          "x_t: wrong trailing dimension": f"{DENOISERS_XFAIL}; fix exact_eps_model's model: check x_t's shape there "
-                                           "(the law's message says 'x must have shape')",
-          "x_t: 0-d": f"{DENOISERS_XFAIL}; fix exact_eps_model's model: check x_t's shape there",
       })
 entry("exact_eps_model", denoisers.exact_eps_model, lambda: dict(law=gm(), schedule=schedules.VPCosine()), {
     "law": NOT_A_LAW,
@@ -457,8 +416,7 @@ entry("exact_eps_model", denoisers.exact_eps_model, lambda: dict(law=gm(), sched
 entry("exact_eps_model(law, schedule)", lambda x_t, t: denoisers.exact_eps_model(gm(), schedules.VPCosine())(x_t, t),
       lambda: dict(x_t=randn(3, 2), t=0.5), {
           "t": (("negative", const(-0.5)), ("above 1", const(1.5)), ("NaN", const(NAN)), ("0 (sigma = 0)", const(0.0))),
-      }, xfail={"t: 0 (sigma = 0)": f"{DENOISERS_XFAIL}; fix exact_eps_model's model: require sigma(t) > 0 with a message "
-                                    "naming t (today: 'sigma must be > 0')"})
+      })
 
 # wasserstein --------------------------------------------------------------------------------------------------------
 entry("bures_w2", wasserstein.bures_w2, lambda: dict(m1=randn(2), S1=spd(), m2=randn(2, seed=1), S2=spd(seed=1)), {

@@ -118,3 +118,12 @@ def test_ddpm_eps_model_drives_ddim_on_image_laws():
     sig = torch.tensor([sch.edm_sigma(float(n)).item() for n in timesteps] + [0.0], dtype=torch.float64)
     euler = S.sample_euler(edm_denoiser(law), x_T / sch.alpha(float(timesteps[0])), sig)
     assert (ddim - euler).abs().max().item() <= 1e-12 * (1 + euler.abs().max().item())
+
+
+def test_vp_to_edm_refuses_alpha_zero():
+    """Issue 11's mutation run: at alpha = 0 (rectified flow at t = 1) there is no EDM state."""
+    from diffmath.denoisers import vp_to_edm
+    from diffmath.schedules import RectifiedFlow
+
+    with pytest.raises(ValueError, match="alpha"):
+        vp_to_edm(RectifiedFlow(), torch.ones(2, 3, dtype=torch.float64), 1.0)

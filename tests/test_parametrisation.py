@@ -74,3 +74,31 @@ def test_velocity_needs_both_derivatives():
     for kw in ({"dalpha": 0.1}, {"dsigma": 0.1}, {}):
         with pytest.raises(ValueError, match="dalpha and dsigma"):
             par.to_x0_eps(x, "velocity", x, 0.8, 0.6, **kw)
+
+
+def test_coefficient_rules_dtype_and_broadcasting():
+    """alpha may be 0 except where a conversion divides by it (from eps or score); sigma must be > 0; float32 in,
+    float32 out; a coefficient that does not broadcast against the arrays is refused by name."""
+    x = torch.ones(2, 3, dtype=torch.float64)
+    v = 0.5 * x
+    assert torch.equal(par.from_x0_eps(v, v, "x0", 0.0, 1.0), v)  # alpha = 0: the pure-noise end
+    assert torch.allclose(par.to_x0_eps(v, "x0", x, 0.0, 1.0)[1], x)  # eps = (x - 0 * x0) / 1
+    assert torch.allclose(par.convert(v, "x0", "eps", x=x, alpha=0.0, sigma=1.0), x)
+    for kind in ("eps", "score"):
+        with pytest.raises(ValueError, match="alpha must be > 0"):
+            par.to_x0_eps(v, kind, x, 0.0, 1.0)
+        with pytest.raises(ValueError, match="alpha must be > 0"):
+            par.convert(v, kind, "x0", x=x, alpha=0.0, sigma=1.0)
+    with pytest.raises(ValueError, match="alpha must be >= 0"):
+        par.from_x0_eps(v, v, "x0", -0.1, 1.0)
+    with pytest.raises(ValueError, match="alpha must be >= 0"):
+        par.to_x0_eps(v, "x0", x, -0.1, 1.0)
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        par.from_x0_eps(v, v, "v", 0.8, 0.0)
+    f32 = torch.ones(2, 3, dtype=torch.float32)
+    assert par.convert(f32, "eps", "x0", x=f32, alpha=0.8, sigma=0.6).dtype == torch.float32
+    assert par.from_x0_eps(f32, f32, "v", 0.8, 0.6).dtype == torch.float32
+    with pytest.raises(ValueError, match="alpha must broadcast"):
+        par.convert(v, "eps", "x0", x=x, alpha=torch.full((3, 1), 0.8), sigma=0.6)
+    per_point = torch.tensor([[0.8], [0.6]], dtype=torch.float64)  # a trailing unit axis: one level per row
+    assert par.convert(v, "eps", "x0", x=x, alpha=per_point, sigma=0.6).shape == (2, 3)

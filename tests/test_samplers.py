@@ -259,3 +259,87 @@ def test_one_table_of_sampler_facts():
     assert sampler_table.TWO_EVAL == ("heun", "dpm_solver_2", "amed", "amed_plugin")
     with pytest.raises(ValueError, match="registered twice"):
         S.register_sampler(S.SamplerSpec("euler", S.sample_heun, 1, 1, "x"))
+
+
+# --- what the mutation run of issue 11 found untested ------------------------------------------------------------
+
+
+def test_grid_rules_that_no_other_test_reached():
+    gm = random_mixture(2, 2, seed=2)
+    x = torch.ones(3, 2, dtype=torch.float64)
+    D = edm_denoiser(gm)
+    for bad in ([2.0, 1.0, -0.5], [5.0, 1.0, 3.0, 0.0]):  # ends below 0; not monotone though below the first level
+        with pytest.raises(ValueError, match="sigmas"):
+            S.sample_euler(D, x, bad, require_zero=False)
+
+
+def test_afs_callback_reports_the_analytic_guess():
+    """With afs, the first step's "denoised" is the guess x (1 - sigma/sqrt(1 + sigma^2)), reported to the callback."""
+    gm = random_mixture(2, 2, seed=3)
+    x = 10 * torch.randn(3, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    seen = []
+    S.sample_euler(edm_denoiser(gm), x, [10.0, 2.0, 0.0], afs=True, callback=seen.append)
+    # x - sigma d cancels about 2.5 digits here: the tolerance is rounding relative to |x|
+    assert torch.allclose(seen[0]["denoised"], x * (1 - 10.0 / math.sqrt(101.0)), rtol=0, atol=1e-13 * x.abs().max().item())
+
+
+def test_variable_step_ipndm_is_adams_bashforth_with_exact_lagrange_weights():
+    """sample_ipndm_v against a transcription with numpy's exact polynomial integrals of the Lagrange basis; on an
+    uneven grid it differs from the constant-weight iPNDM."""
+    import numpy as np
+
+    gm = random_mixture(3, 2, seed=8)
+    D = edm_denoiser(gm)
+    x = 20 * torch.randn(4, 2, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    s = [20.0, 9.0, 5.0, 2.0, 0.8, 0.3]
+
+    def weights(times, t_next):
+        out = []
+        for j in range(len(times)):
+            L = np.poly1d([1.0])
+            for m in range(len(times)):
+                if m != j:
+                    L = L * np.poly1d([1.0, -times[m]]) / (times[j] - times[m])
+            P = L.integ()
+            out.append((P(t_next) - P(times[0])) / (t_next - times[0]))
+        return out
+
+    y, hist = x.clone(), []
+    for i in range(len(s) - 1):
+        hist.insert(0, (y - D(y, y.new_full((4,), s[i]))) / s[i])
+        hist = hist[:4]
+        w = weights([s[i - j] for j in range(len(hist))], s[i + 1])
+        y = y + (s[i + 1] - s[i]) * sum(wj * dj for wj, dj in zip(w, hist))
+    got = S.sample_ipndm_v(D, x, s, require_zero=False)
+    assert ((got - y).abs().max() / y.abs().max()).item() < 1e-12
+    assert ((got - S.sample_ipndm(D, x, s, require_zero=False)).abs().max() / y.abs().max()).item() > 1e-6
+
+
+def test_sampler_registry_rules():
+    assert S.get_spec("heun").evaluations == 2 and S.get_sampler("euler") is S.sample_euler
+    with pytest.raises(ValueError, match="name must be one of"):
+        S.get_spec("no-such-sampler")
+    assert S.register_sampler(S.get_spec("euler")) is S.get_spec("euler")  # the same spec again: allowed
+    with pytest.raises(ValueError, match="registered twice"):
+        S.register_sampler(S.SamplerSpec("euler", S.sample_heun, 1, 1, "another Euler"))
+    with pytest.raises(ValueError, match="evaluations must be 1 or 2"):
+        S.register_sampler(S.SamplerSpec("triple", S.sample_euler, 3, 1, "three calls"))
+    spec = S.register_sampler(S.SamplerSpec("two-call-test", S.sample_heun, 2, 2, "a test entry"))
+    try:
+        assert S.get_spec("two-call-test") is spec
+    finally:
+        del S.SPECS["two-call-test"]
+
+
+def test_discrete_ddim_timesteps_rules():
+    from diffmath.denoisers import ddpm_eps_model
+    from diffmath.schedules import DDPMDiscrete
+
+    sched = DDPMDiscrete(num_steps=10)
+    model = ddpm_eps_model(random_mixture(2, 2, seed=1), sched)
+    x = torch.ones(3, 2, dtype=torch.float64)
+    assert S.sample_ddim_discrete(model, x, [9, 5, 0], sched).shape == (3, 2)
+    assert S.sample_ddim_discrete(model, x, [9], sched).shape == (3, 2)  # one step, to alpha = 1
+    for bad in ([], [9, 9, 0], [5, 7]):
+        with pytest.raises(ValueError, match="strictly decreasing"):
+            S.sample_ddim_discrete(model, x, bad, sched)
