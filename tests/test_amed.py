@@ -341,3 +341,27 @@ def test_predictor_outputs_at_their_bounds_and_bad_predictors():
     amed.AMEDPredictor(hidden=1, scale_dir_range=0.0)
     with pytest.raises(ValueError, match="scale_dir_range"):
         amed.AMEDPredictor(scale_dir_range=1.0)
+
+
+def test_distill_with_the_analytic_first_step_and_low_plugin_orders():
+    """With afs the first teacher-forced step starts from the analytic direction (the objective then uses the AFS
+    transcription at step 0 only); the plugin accepts every order 1-4; refined_grid takes r at the ends of [0, 1]
+    and grids that stop above 0."""
+    D, sig, teacher = _loss_setup()
+    levels = sig.tolist()
+    loss = amed.distill(amed.AMEDPredictor(hidden=4), D, sig, teacher, afs=True, iterations=1)[0]
+    want = sum((transcribed.dpm_solver_2(D, teacher[i], [a, b], afs=i == 0) - teacher[i + 1]).pow(2).mean().item() / (1 + b * b)
+               for i, (a, b) in enumerate(zip(levels, levels[1:])))
+    assert abs(loss - want) <= 1e-10 * want
+    for order in (1, 2):
+        amed.distill(amed.AMEDPredictor(hidden=4, scale_time_range=0.2), D, sig, teacher, solver="plugin", max_order=order, iterations=1)
+    assert amed.refined_grid(sig, 1.0).shape == (2 * len(sig) - 1,) and amed.refined_grid(sig, 0.0)[1].item() == levels[0]
+
+
+def test_exact_eps_model_wants_a_batch():
+    from diffmath.denoisers import exact_eps_model
+    from diffmath.schedules import VPCosine
+
+    model = exact_eps_model(random_mixture(2, 2, seed=1), VPCosine())
+    with pytest.raises(ValueError, match="x_t must have shape"):
+        model(torch.ones(2, dtype=torch.float64), 0.5)
