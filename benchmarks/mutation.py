@@ -157,11 +157,9 @@ def _parents(tree: ast.AST) -> dict[int, ast.AST]:
     return out
 
 
-def _unary_drops(node, parent):
+def _unary_drops(node):
     """A unary minus or ``not`` removed: the parent's field then points at the operand."""
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.Not)):
-        if isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
-            pass  # -1 is a constant's sign: the constant mutation covers it
         yield ("drop -" if isinstance(node.op, ast.USub) else "drop not"), node
 
 
@@ -175,7 +173,6 @@ def generate(module: str) -> list[Mutant]:
     path, source = module_source(module)
     tree = ast.parse(source, str(path))
     no_mutate = _no_mutate_lines(source)
-    parents = _parents(tree)
     code = compile(tree, str(path), "exec")
     out: list[Mutant] = []
     seen: dict[tuple, int] = {}
@@ -194,7 +191,7 @@ def generate(module: str) -> list[Mutant]:
         for node in ast.walk(func):
             if node is func or id(node) in skip or getattr(node, "lineno", None) in no_mutate:
                 continue
-            muts = [(k, None) for k, _ in _mutations(node)] + [(k, None) for k, _ in _unary_drops(node, parents.get(id(node)))]
+            muts = [(k, None) for k, _ in _mutations(node)] + [(k, None) for k, _ in _unary_drops(node)]
             for kind, _ in muts:
                 text = ast.unparse(node)
                 if len(text) > 60:
@@ -221,7 +218,7 @@ def mutated_code(m: Mutant) -> types.CodeType:
     target = None
     for node in ast.walk(tree):
         if getattr(node, "lineno", None) == m.line and getattr(node, "col_offset", None) == m.col:
-            kinds = [k for k, _ in _mutations(node)] + [k for k, _ in _unary_drops(node, None)]
+            kinds = [k for k, _ in _mutations(node)] + [k for k, _ in _unary_drops(node)]
             if m.kind in kinds and _short(ast.unparse(node)) == m.text:
                 target = node
                 break

@@ -39,6 +39,7 @@ from __future__ import annotations
 import time
 from typing import Optional, Sequence
 
+import scipy.stats
 import torch
 
 from diffmath import amed
@@ -53,8 +54,6 @@ SIGMA_MAX, SIGMA_MIN, RHO, K = 80.0, 0.002, 7.0, 8
 #: the table's configuration as the experiment registry keys it (diffmath.experiments, "sampler-table")
 DEFAULTS = {"dims": [2, 16, 256], "nfes": [3, 5, 7, 9, 15, 25], "points": 64, "train_points": 64, "amed_max_nfe": 9, "ref_tol": 1e-8,
             "frechet_max_dim": 16, "frechet_seeds": 5, "frechet_points": 256}
-#: two-sided 95% Student-t quantiles by degrees of freedom (scipy.stats.t.ppf(0.975, df))
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 ONE_EVAL = tuple(n for n, spec in S.SPECS.items() if spec.evaluations == 1)  # amed is imported: its samplers are in SPECS
 TWO_EVAL = tuple(n for n, spec in S.SPECS.items() if spec.evaluations == 2)
 #: (label, sampler, uses afs on every budget): the table's rows, in order
@@ -181,7 +180,7 @@ def interval(values: Sequence[float]) -> dict:
     n = v.numel()
     if n < 2:
         raise ValueError(f"an interval needs at least two values, got {n}")
-    t = _T975.get(n - 1, 1.96)
+    t = float(scipy.stats.t.ppf(0.975, n - 1))
     return {"mean": v.mean().item(), "half": t * v.std(unbiased=True).item() / n**0.5, "values": v.tolist()}
 
 
