@@ -298,16 +298,21 @@ def w2_1d_mixtures(p: GaussianMixture, q: GaussianMixture, *, n: int = 20_001, w
 
         \mathcal W_2^2[p,q] = \int (x - F_q^{-1}(F_p(x)))^2\,p(x)\,dx,
 
-    with the trapezoid rule on ``n`` points over :math:`[\min\mu - w\,s_{\max},\ \max\mu + w\,s_{\max}]`
-    of ``p`` (``w = width``). For two Gaussians it agrees with :func:`bures_w2` to about 1e-10.
+    with the trapezoid rule on the union of one grid per component of ``p``: ``n`` points evenly spaced
+    over :math:`[\mu_k - w\,s_k,\ \mu_k + w\,s_k]` (``w = width``), merged and sorted. Each component is
+    resolved on its own scale, so narrow components far apart (an empirical cloud smoothed by a small
+    kernel) cost no more than one Gaussian. (A single even grid over the whole support missed such a
+    cloud by 0.005 in :math:`\mathcal W_2`: ``tests/test_wasserstein.py``.) For two Gaussians it agrees with
+    :func:`bures_w2` to about 1e-10.
     """
     _, mu, sd = _mixture_1d(p, "p")
     _mixture_1d(q, "q")
     if n < 3:
         raise ValueError(f"n must be >= 3, got {n}")
-    lo = (mu.min() - width * sd.max()).item()
-    hi = (mu.max() + width * sd.max()).item()
-    x = torch.linspace(lo, hi, n, dtype=p.dtype, device=p.device)
+    if not width > 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    z = torch.linspace(-width, width, n, dtype=p.dtype, device=p.device)
+    x = torch.unique(mu[:, None] + sd[:, None] * z)  # sorted
     dens = torch.exp(p.log_prob(x[:, None]))
     y = monotone_map_1d(p, q, x)
     return torch.trapezoid((x - y) ** 2 * dens, x).clamp_min(0).sqrt()

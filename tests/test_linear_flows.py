@@ -32,6 +32,58 @@ _matrices = dst.matrices
 _vectors = dst.vectors
 
 
+# --- expm ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("norm", [0.0, 1e-3, 0.015, 0.02, 0.03, 0.3, 1.0, 5.0])
+def test_expm_matches_high_precision(norm):
+    """Against mpmath at 40 digits, in the 1-norm band where torch.linalg.matrix_exp loses digits (0.01-0.03)."""
+    import mpmath
+
+    rng = np.random.default_rng(int(norm * 1000))
+    mpmath.mp.dps = 40
+    for _ in range(5):
+        A = rng.standard_normal((3, 3))
+        A *= norm / np.abs(A).sum(0).max()
+        ref = np.array(mpmath.expm(mpmath.matrix(A.tolist())).tolist(), dtype=float)
+        E = lf.expm(torch.tensor(A)).numpy()
+        # squaring amplifies rounding by about the norm (conditioning); the floor is a few eps
+        assert np.abs(E - ref).max() <= 8 * np.finfo(float).eps * max(1.0, norm) * np.abs(ref).max()
+
+
+def test_expm_small_entries_to_full_relative_precision():
+    """The offset of a short affine flow (the C16.3 counterexample at K = 1/4, T = 1/8, delta = 1/4) to 1e-14 relative,
+    where torch.linalg.matrix_exp is off by 1e-10."""
+    K, T, delta = 0.25, 0.125, 0.25
+    E = lf.expm(torch.tensor([[-K, delta], [0.0, 0.0]], dtype=F64) * (-T))
+    assert E[0, 1].item() == pytest.approx(-delta * math.expm1(K * T) / K, rel=1e-14)
+    assert E[0, 0].item() == pytest.approx(math.exp(K * T), rel=1e-15)
+
+
+@given(st.floats(-20.0, 20.0), st.floats(0.0, 3.0))
+def test_expm_closed_forms_property(theta, r):
+    """exp of r I + theta J (J the rotation generator) is e^r times the rotation by theta; a nilpotent block is I + N."""
+    J = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=F64)
+    E = lf.expm(r * torch.eye(2, dtype=F64) + theta * J)
+    R = math.exp(r) * torch.tensor([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]], dtype=F64)
+    assert (E - R).abs().max() <= 64 * torch.finfo(F64).eps * math.exp(r) * max(1.0, abs(theta))
+    N = torch.tensor([[0.0, theta, r], [0.0, 0.0, theta], [0.0, 0.0, 0.0]], dtype=F64)
+    expected = torch.eye(3, dtype=F64) + N + N @ N / 2
+    assert (lf.expm(N) - expected).abs().max() <= 64 * torch.finfo(F64).eps * (1 + theta * theta + abs(r))
+
+
+def test_expm_batch_dtype_device_and_bad_input(device):
+    A = torch.randn(4, 3, 3, generator=_gen(0), dtype=F64).to(device)
+    E = lf.expm(A)
+    assert E.shape == A.shape and E.dtype == F64 and E.device == A.device
+    for i in range(4):  # one scaling for the batch gives each matrix its own answer
+        assert torch.allclose(E[i], lf.expm(A[i]), rtol=1e-13, atol=1e-14)
+    assert torch.allclose(lf.expm(A) @ lf.expm(-A), torch.eye(3, dtype=F64, device=device).expand(4, 3, 3), atol=1e-12)
+    assert lf.expm(A.float()).dtype == torch.float32
+    for bad, word in [(torch.zeros(3), "square"), (torch.zeros(2, 3), "square"), (torch.zeros(2, 2, dtype=torch.int64), "floating"),
+                      (torch.tensor([[math.nan, 0.0], [0.0, 0.0]]), "NaN")]:
+        with pytest.raises(ValueError, match=word):
+            lf.expm(bad)
+
+
 def test_linear_flow_matches_reference_solver(device):
     g = _gen(1)
     B = torch.randn(3, 3, generator=g, dtype=F64).to(device)
