@@ -46,7 +46,9 @@ import ast
 import hashlib
 import importlib
 import json
+import math
 import os
+import random
 import signal
 import sys
 import time
@@ -578,7 +580,30 @@ def load_equivalent() -> dict[str, str]:
     return out
 
 
-def summarise(results: dict[str, dict], equivalent: dict[str, str]) -> list[dict]:
+def sample_mutants(mutants: list[Mutant], n: int, key: str) -> list[Mutant]:
+    """A uniform random sample of ``n`` mutants (all of them when there are fewer), reproducible from ``key``, in source order."""
+    if n < 1:
+        raise ValueError(f"the sample size must be >= 1, got {n}")
+    if n >= len(mutants):
+        return list(mutants)
+    rng = random.Random(key)
+    keep = set(rng.sample(range(len(mutants)), n))
+    return [m for i, m in enumerate(mutants) if i in keep]
+
+
+def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    r"""The Wilson score interval for a proportion ``k / n`` (95% by default): the set of :math:`p` with
+    :math:`|k/n - p| \le z\sqrt{p(1-p)/n}`, solved for :math:`p`. A sample of mutants estimates a module's score;
+    the interval says how far the module's full score can plausibly be."""
+    if n == 0:
+        return 0.0, 1.0
+    ph = k / n
+    centre = (ph + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(ph * (1 - ph) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarise(results: dict[str, dict], equivalent: dict[str, str], totals: dict[str, int] | None = None) -> list[dict]:
     rows: dict[str, dict] = {}
     for mid, r in results.items():
         mod = r["mutant"]["module"]
@@ -594,6 +619,10 @@ def summarise(results: dict[str, dict], equivalent: dict[str, str]) -> list[dict
     for row in rows.values():
         denom = row["mutants"] - row["equivalent"] - row.get("not applied", 0)
         row["score"] = row["killed"] / denom if denom else 1.0
+        row["of"] = (totals or {}).get(row["module"], row["mutants"])
+        row["sampled"] = row["of"] > row["mutants"]
+        # the interval of the full module's score; the equivalent share of the sample estimates that of the module
+        row["low"], row["high"] = wilson_interval(row["killed"], denom) if row["sampled"] else (row["score"], row["score"])
     return sorted(rows.values(), key=lambda r: r["module"])
 
 
@@ -613,6 +642,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--remap", action="store_true")
     ap.add_argument("--limit", type=int, default=None, help="at most N mutants per module (for a quick look)")
+    ap.add_argument("--sample", type=int, default=None,
+                    help="a uniform random sample of N mutants per module (seeded by --seed and the module's name); "
+                         "the score is then an estimate, reported with its 95%% Wilson interval")
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--show-survivors", action="store_true")
     ap.add_argument("--fresh", action="store_true", help="run every mutant, even those an earlier run of the same source killed")
     ap.add_argument("--cap", type=float, default=20.0,
@@ -636,18 +669,23 @@ def main(argv=None) -> int:
     # import the package and every test module once, in the parent, without running anything
     pytest.main(["-q", "--collect-only", "-p", "no:cacheprovider", "-p", "no:xdist", str(ROOT / "tests")], plugins=[])
     mutants: list[Mutant] = []
+    totals: dict[str, int] = {}
     for name in names:
         ms = generate("diffmath." + name)
+        totals["diffmath." + name] = len(ms)
+        if args.sample is not None:
+            ms = sample_mutants(ms, args.sample, f"{args.seed}:{name}")
         mutants.extend(ms[: args.limit] if args.limit else ms)
     print(f"[mutation] {len(mutants)} mutants in {len(names)} modules, {args.workers} workers", flush=True)
     t0 = time.perf_counter()
     results = run(mutants, cmap, args.workers, reuse=not args.fresh, cap=args.cap)
     elapsed = time.perf_counter() - t0
     equivalent = load_equivalent()
-    rows = summarise(results, equivalent)
-    print(f"\n{'module':32s} {'mutants':>8s} {'killed':>7s} {'surv.':>6s} {'no cov.':>8s} {'equiv.':>7s} {'score':>7s}")
+    rows = summarise(results, equivalent, totals)
+    print(f"\n{'module':32s} {'mutants':>8s} {'of':>6s} {'killed':>7s} {'surv.':>6s} {'no cov.':>8s} {'equiv.':>7s} {'score':>7s}  95% interval")
     for r in rows:
-        print(f"{r['module']:32s} {r['mutants']:8d} {r['killed']:7d} {r['survived']:6d} {r['no coverage']:8d} {r['equivalent']:7d} {r['score']:7.1%}")
+        ci = f"  [{r['low']:.1%}, {r['high']:.1%}]" if r["sampled"] else ""
+        print(f"{r['module']:32s} {r['mutants']:8d} {r['of']:6d} {r['killed']:7d} {r['survived']:6d} {r['no coverage']:8d} {r['equivalent']:7d} {r['score']:7.1%}{ci}")
     print(f"[mutation] {elapsed:.0f} s")
     if args.show_survivors:
         for mid, r in sorted(results.items(), key=lambda kv: (kv[1]["mutant"]["module"], kv[1]["mutant"]["line"])):

@@ -399,13 +399,15 @@ def scheme_t0(a: float, b: float, p1: GaussianMixture, eps: float, steps: int, *
     return np.array(path)
 
 
-def scheme_averaged(a: float, b: float, p1: GaussianMixture, eps: float, steps: int, *, hermite: int = 32, **quad) -> np.ndarray:
+def scheme_averaged(a: float, b: float, p1: GaussianMixture, eps: float, steps: int, *, hermite: int = 128, **quad) -> np.ndarray:
     r"""Scheme (6) with the time-independent gradient field :math:`v=\nabla D^*` of the optimal critic for the
     current generator law :math:`p_0=\mathcal N(a,b^2)` (1-D), re-solved at every step. On the affine generator
     the argmin of (6) is :math:`a\leftarrow a+\epsilon\,\mathbb E[D^{*\prime}(a+bz)]`,
     :math:`b\leftarrow b+\epsilon\,\mathbb E[z\,D^{*\prime}(a+bz)]` (Gauss–Hermite in :math:`z`), which is also a
     gradient step on the WGAN generator loss :math:`\mathbb E[-D^*(g(z))]`. Returns the path of
-    :math:`(a,b)`, shape (steps + 1, 2)."""
+    :math:`(a,b)`, shape (steps + 1, 2). The field :math:`D^{*\prime}(a+bz)` is not a polynomial in :math:`z`:
+    ``hermite`` = 128 nodes agree with adaptive quadrature to 1e-10 on one step (32 nodes missed by 1e-5
+    relative, ``tests/test_wgan.py``)."""
     if not eps > 0:
         raise ValueError(f"eps must be > 0, got {eps}")
     z, w = np.polynomial.hermite_e.hermegauss(hermite)

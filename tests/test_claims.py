@@ -76,7 +76,39 @@ def test_slow_set_names_real_claims():
 def test_ids_are_unique_and_well_formed():
     ids = [c.id for c in CLAIMS]
     assert len(ids) == len(set(ids))
-    assert all(re.fullmatch(r"C\d+\.\d+", i) for i in ids)
+    assert all(re.fullmatch(r"C(0|[1-9]\d*)\.[1-9]\d*|M\.[1-9]\d*", i) for i in ids)
+
+
+@pytest.mark.parametrize("claim_id", ["C0.1", "C22.5", "C23.10", "C123.45", "M.1", "M.3", "M.12"])
+def test_id_rule_accepts(claim_id):
+    """C<part>.<n> for the series (part 0: the toy lab), M.<n> for the multimodal essay."""
+    from diffmath.claims import Claim, Source
+
+    Claim(id=claim_id, title="t", statement="s", source=Source(), kind=Kind.DOCUMENTED, chapter="x")
+
+
+@pytest.mark.parametrize("claim_id", ["M3", "M.0", "M.03", "M.", "M.1.2", "m.1", "C25", "C22.0", "C22.05", "C022.5",
+                                      "C.5", "M22.5", "CM.1", "X.1", " M.1", "M.1 ", "M.1\n", "C22.5\n"])
+def test_id_rule_rejects(claim_id):
+    """Running numbers start at 1 and neither number has a leading zero (so C22.5 and C22.05 cannot both exist);
+    the essay has no part number."""
+    from diffmath.claims import Claim, Source
+
+    with pytest.raises(ValueError, match="claim id must look like"):
+        Claim(id=claim_id, title="t", statement="s", source=Source(), kind=Kind.DOCUMENTED, chapter="x")
+
+
+def test_ids_sort_by_part_then_number_with_the_essay_last():
+    from diffmath.claims import Claim, Source
+
+    ids = ["M.10", "C23.10", "M.2", "C0.2", "C24.1", "C23.9", "C0.10", "M.1"]
+    claims = [Claim(id=i, title="t", statement="s", source=Source(), kind=Kind.DOCUMENTED, chapter="x") for i in ids]
+    assert [c.id for c in sorted(claims, key=lambda c: c.sort_key)] == ["C0.2", "C0.10", "C23.9", "C23.10", "C24.1", "M.1", "M.2", "M.10"]
+    assert [c.part for c in claims[:4]] == [None, 23, None, 0]
+    # the registry's own order: every essay claim after every claim of the series
+    series = [c for c in CLAIMS if c.id.startswith("C")]
+    essay = [c for c in CLAIMS if c.id.startswith("M.")]
+    assert essay and CLAIMS == series + essay
 
 
 def test_every_claim_has_a_statement_source_and_tests():
@@ -111,6 +143,12 @@ def test_select():
     assert select(["toy-lab"]) == [c for c in CLAIMS if c.chapter == "toy-lab"]
     with pytest.raises(ValueError, match="matches no claim"):
         select(["C99.1"])
+    essay = select(["M"])
+    assert essay and all(c.id.startswith("M.") and c.part is None for c in essay)
+    assert [c.id for c in select(["M.4"])] == ["M.4"]
+    assert select(["M.4", "C0.3"]) == [select(["C0.3"])[0], select(["M.4"])[0]]  # sorted: the series first
+    with pytest.raises(ValueError, match="M.<n>"):
+        select(["M.99"])
 
 
 def test_measurement_semantics():

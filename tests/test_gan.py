@@ -247,3 +247,11 @@ def test_bad_input():
         gan.frozen_generator_objective_nd(torch.zeros(2), eye, torch.zeros(2), -eye, torch.zeros(2), eye)
     with pytest.raises(ValueError, match="log_ratio must map"):
         gan.monoflow_velocity(torch.zeros(4, 2, dtype=torch.float64), lambda u: u, "identity")
+
+
+def test_mlp_depth_one_and_refusals():
+    net = gan.mlp(2, 3, width=4, depth=1)
+    assert sum(isinstance(m, torch.nn.Linear) for m in net) == 2 and net(torch.zeros(5, 2, dtype=torch.float64)).shape == (5, 3)
+    for bad in (dict(depth=0), dict(width=0)):
+        with pytest.raises(ValueError, match="must be >= 1"):
+            gan.mlp(2, 3, **bad)

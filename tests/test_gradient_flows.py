@@ -209,3 +209,18 @@ def test_bad_input():
         gf.gaussian_closure_velocity(torch.zeros(2, 3, dtype=torch.float64), lambda u: u)
     with pytest.raises(ValueError, match="velocity must return"):
         gf.pushforward_kl_rate(torch.zeros(4, 2, dtype=torch.float64), lambda u: u.sum(-1), lambda u: u.sum(-1), lambda u: u.sum(-1))
+
+
+def test_euler_moments_with_no_step_is_the_start():
+    m, s = gf.euler_moments(0.3, 1.2, 1.0, 0.5, 0.1, 0)
+    assert list(m) == [0.3] and list(s) == [1.2]
+    with pytest.raises(ValueError, match="steps"):
+        gf.euler_moments(0.3, 1.2, 1.0, 0.5, 0.1, -1)
+
+
+def test_nd_gaussians_need_a_vector_mean():
+    from diffmath.gradient_flows import _gaussian_nd
+
+    for bad in (torch.tensor(1.0), torch.zeros(1, 2), torch.zeros(0)):
+        with pytest.raises(ValueError, match="must have shape"):
+            _gaussian_nd(bad, torch.eye(2), "m", "S")

@@ -207,3 +207,21 @@ def test_mixture_of_stationary_and_block_laws_with_per_image_levels():
     flat = x.reshape(4, -1)
     assert torch.allclose(mix.denoise(x, alpha, sig).reshape(4, -1), gm.denoise(flat, alpha, sig), rtol=1e-10, atol=1e-10)
     assert torch.allclose(mix.score_at(x, alpha, sig).reshape(4, -1), gm.score_at(flat, alpha, sig), rtol=1e-10, atol=1e-10)
+
+
+def test_mixture_of_stationary_laws_on_a_batch_grid_with_per_image_levels():
+    """Stationary components share one real FFT; with nonzero means, one level per image and a (2, 3) batch the
+    denoiser and score equal the dense mixture's."""
+    a = GaussianImage.power_law(6, 6, 2.0, mean=0.5)
+    b = GaussianImage.power_law(6, 6, 1.0, mean=-0.8)
+    mix = ImageMixture([0.3, 0.7], [a, b])
+    gm = GaussianMixture([0.3, 0.7], torch.stack([a.mean.reshape(-1), b.mean.reshape(-1)]),
+                         torch.stack([a.covariance_dense(), b.covariance_dense()]))
+    x = mix.sample(6, generator=gen(13)).reshape(2, 3, 1, 6, 6)
+    sig = torch.tensor([[0.2, 0.7, 1.5], [4.0, 0.5, 1.0]], dtype=torch.float64)
+    alpha = torch.tensor([[1.0, 0.9, 0.5], [0.2, 0.8, 0.6]], dtype=torch.float64)
+    flat = x.reshape(2, 3, -1)
+    assert torch.allclose(mix.denoise(x, alpha, sig).reshape(2, 3, -1), gm.denoise(flat, alpha, sig), rtol=1e-10, atol=1e-10)
+    assert torch.allclose(mix.score_at(x, alpha, sig).reshape(2, 3, -1), gm.score_at(flat, alpha, sig), rtol=1e-10, atol=1e-10)
+    y = mix.sample(3, generator=gen(14))
+    assert torch.allclose(mix.score(y).reshape(3, -1), gm.score_at(y.reshape(3, -1), 1.0, 0.0), rtol=1e-10, atol=1e-10)

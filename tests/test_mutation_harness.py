@@ -57,3 +57,41 @@ def test_summary_counts_equivalent_mutants_out_of_the_score():
     assert row["score"] == 0.5
     [row] = mutation.summarise(results, {n.id: "continuous quantity"})
     assert row["score"] == 1.0 and row["equivalent"] == 1
+
+
+def test_sample_is_reproducible_uniform_and_in_source_order():
+    mutants = mutation.generate("diffmath.samplers")
+    a = mutation.sample_mutants(mutants, 40, "0:samplers")
+    assert a == mutation.sample_mutants(mutants, 40, "0:samplers") and len(a) == 40
+    assert a != mutation.sample_mutants(mutants, 40, "1:samplers")
+    index = {m.id: i for i, m in enumerate(mutants)}
+    assert [index[m.id] for m in a] == sorted(index[m.id] for m in a)
+    assert mutation.sample_mutants(mutants[:5], 40, "0:x") == mutants[:5]
+    # uniform: over many keys each mutant is drawn about n/N of the time (5 SE of a binomial)
+    counts = [0] * len(mutants)
+    keys = 400
+    for k in range(keys):
+        for m in mutation.sample_mutants(mutants, 40, f"{k}:samplers"):
+            counts[index[m.id]] += 1
+    p = 40 / len(mutants)
+    assert max(abs(c - keys * p) for c in counts) <= 5 * (keys * p * (1 - p)) ** 0.5
+    with pytest.raises(ValueError, match="sample size"):
+        mutation.sample_mutants(mutants, 0, "0")
+
+
+@pytest.mark.parametrize("k, n", [(0, 10), (7, 10), (10, 10), (45, 50), (1, 1)])
+def test_wilson_interval_matches_scipy(k, n):
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert mutation.wilson_interval(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_sampled_summary_reports_the_interval():
+    ms = [mutation.Mutant("diffmath.x", "f", 1, c, 0, "Add->Sub", "a + b", c) for c in range(10)]
+    results = {m.id: {"status": "killed" if m.line < 8 else "survived", "mutant": vars(m)} for m in ms}
+    [row] = mutation.summarise(results, {}, {"diffmath.x": 100})
+    assert row["sampled"] and row["of"] == 100 and row["score"] == 0.8
+    assert (row["low"], row["high"]) == mutation.wilson_interval(8, 10)
+    [row] = mutation.summarise(results, {}, {"diffmath.x": 10})
+    assert not row["sampled"] and row["low"] == row["high"] == 0.8

@@ -57,3 +57,51 @@ def test_bad_input():
     law = GaussianImage.power_law(4, 4, 1.0)
     with pytest.raises(ValueError, match="shape"):
         ol.affine_output_law(lambda x: x[:, :, :2], law, 2)
+
+
+def test_euler_sampler_law_is_the_product_of_per_mode_gains():
+    """On a stationary law every Euler step acts on each Fourier mode as the number
+    g_i = 1 + (sigma_(i+1) - sigma_i) sigma_i / (lambda + sigma_i^2) (the exact denoiser shrinks a mode by
+    lambda / (lambda + sigma^2)); started from N(mu, lambda + sigma_0^2) the output's spectrum is
+    (lambda + sigma_0^2) prod g_i^2 and its mean is mu."""
+    from diffmath.schedules import LogSNRCosine
+
+    law = GaussianImage.power_law(6, 6, 2.0, mean=0.4)
+    sched = LogSNRCosine(-10.0, 10.0)
+    n = 5
+    out = ol.sampler_law(law, sched, "euler", n)
+    sig = ol.time_grid_sigmas(sched, n).tolist()
+    lam = law.eigenvalues
+    spec = lam + sig[0] ** 2
+    for a, b in zip(sig[:-1], sig[1:]):
+        spec = spec * (1 + (b - a) * a / (lam + a * a)) ** 2
+    assert torch.allclose(out.power_spectrum(), spec, rtol=1e-10, atol=1e-14)
+    assert torch.allclose(out.mean, law.mean, atol=1e-12)
+
+
+def test_radial_profile_bins():
+    """Fewer bins than radii: the outer radii share the last bin; more bins than radii: the empty ones are dropped."""
+    from diffmath.images import frequencies
+
+    P = torch.rand(8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64) + 0.5
+    f1, f2 = frequencies(8, 8, dtype=torch.float64)
+    radius = torch.sqrt(f1**2 + f2**2).round()
+    r, prof = ol.radial_profile(P, bins=3)
+    assert r.tolist() == [0.0, 1.0, 2.0]
+    assert prof[2].item() == pytest.approx(P[radius >= 2].mean().item(), rel=1e-14)
+    assert prof[1].item() == pytest.approx(P[radius == 1].mean().item(), rel=1e-14)
+    r, prof = ol.radial_profile(P, bins=20)
+    assert r.tolist() == sorted(set(radius.reshape(-1).tolist())) and torch.isfinite(prof).all()
+
+
+def test_log_spectrum_error_refuses_a_zero_radial_power():
+    from diffmath.images import FourierBasis
+
+    eig = torch.ones(8, 8, dtype=torch.float64)
+    eig[0, 0] = 0.0  # the DC mode alone is radius 0
+    p = GaussianImage(torch.zeros(1, 8, 8, dtype=torch.float64), FourierBasis(8, 8), eig, allow_singular=True)
+    q = GaussianImage.stationary(torch.ones(8, 8, dtype=torch.float64))
+    with pytest.raises(ValueError, match="zero at some radius"):
+        ol.log_spectrum_error(p, q)
+    with pytest.raises(ValueError, match="zero at some radius"):
+        ol.log_spectrum_error(q, p)

@@ -237,3 +237,77 @@ def test_score_matching_prose_numbers():
         assert mix <= gauss + montecarlo.Z_BOUND * se
     mix, se, gauss = floors(1.0)
     assert mix < gauss - 10 * se and gauss - mix > 0.01 * d
+
+
+# --- multimodal-lossless-input --------------------------------------------------------------------
+def test_multimodal_prose_numbers():
+    """The essay's arithmetic as the prose restates it, and the toy law's budget, against diffmath.information and
+    the chapter's configuration (essay_multimodal.TOY)."""
+    from diffmath import information as info
+    from diffmath.claims import essay_multimodal as mm
+
+    text = prose("multimodal-lossless-input")
+    ids = find(r"claims carry the catalogue's ids M\.(\d)–M\.(\d)", text)
+    assert [f"M.{ids.group(1)}", f"M.{ids.group(2)}"] == [claims_of("multimodal-lossless-input")[k].id for k in (0, -1)]
+    assert int(find(r"a sentence over a vocabulary of (\d+)", text).group(1)) == 2**8
+    assert int(find(r"a factor of (\d+) per side", text).group(1)) == 4  # M.2's f
+    assert int(find(r"rounds it down to (\d+) bits per subpixel", text).group(1)) == mm.ARTICLE_BITS_PER_DIM
+    m = find(r"at \$(\d+)\\times(\d+)\\times(\d+)\$ a token of a (\d+)-long sequence stands for (\d+) subpixels, "
+             r"one of a (\d+)-long sequence for (\d+)", text)
+    H, W, C, L1, k1, L2, k2 = map(int, m.groups())
+    assert (C, H, W) == mm.IMAGENET64 and (L1, L2) == mm.TOKEN_LENGTHS
+    assert (k1, k2) == (H * W * C // L1, H * W * C // L2) and H * W * C % L1 == 0
+
+    # the toy's configuration
+    toy = mm.TOY
+    m = find(r"at ImageNet-64's size, \$(\d+)\\times(\d+)\\times(\d+)\$, with a pixel standard deviation of (\d+) grey levels", text)
+    assert [int(g) for g in m.groups()] == [toy["size"], toy["size"], toy["channels"], toy["pixel_std"]]
+    assert float(find(r"\(\$\\alpha=(\d+)\$ for natural images\)", text).group(1)) == toy["alpha"]
+    assert float(find(r"bins of \$\\Delta=(\d+)\$ grey level", text).group(1)) == toy["delta"]
+    assert "mm.toy_law(alpha=alpha)" in code("multimodal-lossless-input")
+
+    # the table's sentences
+    table = {a: info.quantised_entropy_bits(mm.toy_law(alpha=a), toy["delta"]) for a in (0.0, 1.0, 2.0, 3.0)}
+    find(r"the bin is at least ten times smaller than the conditional standard deviation", text)
+    assert all(q.conditional_std >= 10 * toy["delta"] for q in table.values())
+    find(r"the two numbers agree to within a thousandth of a bit per subpixel", text)
+    assert all(0 < q.upper_per_dim - q.lower_per_dim < 1e-3 for q in table.values())
+    q = table[toy["alpha"]]
+    m = find(r"At \$\\alpha=2\$ the toy carries about ([\d.]+) bits per subpixel, ([\d,]+) bits in all: (\d+)% of the raw "
+             r"8-bit budget and ([\d.]+) times the essay's ([\d,]+)\.", text)
+    per_dim, total, share, times, essay = m.groups()
+    raw = 8 * q.dim
+    essay_bits = int(essay.replace(",", ""))
+    assert essay_bits == q.dim * mm.ARTICLE_BITS_PER_DIM == 36864
+    assert round(q.upper_per_dim, 1) == float(per_dim) and round(q.lower_per_dim, 1) == float(per_dim)
+    assert round(q.upper, -3) == int(total.replace(",", "")) == round(q.lower, -3)
+    assert round(100 * q.upper / raw) == int(share)
+    assert round(q.upper / essay_bits, 1) == float(times)
+    m = find(r"in (\d+) tokens, each token must carry about (\d+) bits \(\$V\\ge2\^\{(\d+)\}\$\); in (\d+) tokens, about (\d+) "
+             r"\(\$V\\ge2\^\{(\d+)\}\$\)", text)
+    L1, b1, e1, L2, b2, e2 = map(int, m.groups())
+    assert (L1, L2) == mm.TOKEN_LENGTHS and b1 == e1 and b2 == e2
+    for L, b in ((L1, b1), (L2, b2)):
+        assert round(q.lower / L) == round(q.upper / L) == b
+        assert math.log2(info.min_vocabulary(round(q.upper), L)) == pytest.approx(b, abs=0.5)
+
+    # what the toy shows
+    law = mm.toy_law()
+    find(r"Halving \$\\Delta\$ adds exactly one bit per subpixel to the lower bound", text)
+    assert info.quantised_entropy_bits(law, 0.5).lower_per_dim - q.lower_per_dim == pytest.approx(1.0, abs=1e-12)
+    m = find(r"coarsening the image to (\d+) grey levels \(\$\\Delta=(\d+)\$\) saves only (\d+) bits per subpixel", text)
+    levels, delta, saved = map(int, m.groups())
+    coarse = info.quantised_entropy_bits(law, delta)
+    assert levels * delta == 256 and coarse.resolved
+    assert round(q.upper_per_dim - coarse.upper_per_dim) == saved == math.log2(delta)
+    m = find(r"The measured ([\d.]+) bits per subpixel of ImageNet-64 lies below the toy's curve over the whole range plotted", text)
+    assert float(m.group(1)) == float(mm.MEASURED_BITS_PER_DIM)
+    assert "alphas = np.linspace(0.0, 4.0, 17)" in code("multimodal-lossless-input")
+    assert min(info.quantised_entropy_bits(mm.toy_law(alpha=float(a)), 1.0).lower_per_dim for a in np.linspace(0, 4, 17)) > 3.44
+    m = find(r"Whether a subpixel is worth (\d+) bits or (\d+), a token that stands for (\d+) or (\d+) subpixels must carry tens "
+             r"to hundreds of bits; the codebooks in use are nowhere near \$2\^\{(\d+)\}\$ entries \(the essay's point\), let "
+             r"alone \$2\^\{(\d+)\}\$", text)
+    lo, hi, k1, k2, e_article, e_toy = map(int, m.groups())
+    assert lo == mm.ARTICLE_BITS_PER_DIM and hi == math.floor(q.upper_per_dim) and (k1, k2) == (12, 48)
+    assert 10 <= lo * k1 and hi * k2 < 1000  # "tens to hundreds"
+    assert e_article == info.min_vocabulary_log2(36864, 1024) and e_toy == round(q.upper / 1024)

@@ -430,3 +430,33 @@ def test_data_end_stiffness_property(eps, t):
     assert abs(J[1, 0, 0].item() - peak) <= 1e-10 * peak
     if t == 0.0:
         assert abs(J[0, 0, 0].item() + 1) <= 1e-12
+
+
+def test_w2_bound_affine_model_gap_is_the_field_error_under_rho_t():
+    """C17.7's F_t^2 = E||E x_t + e||^2 with x_t = (1 - t) x0 + t x1, x0 ~ N(m0, S0), x1 ~ N(0, I) independent:
+    Monte Carlo within 5 SE at several t."""
+    g = gen(11)
+    m0 = torch.tensor([0.7, -1.2], dtype=torch.float64)
+    S0 = torch.tensor([[1.5, 0.4], [0.4, 0.6]], dtype=torch.float64)
+    E = torch.tensor([[0.3, -0.2], [0.1, 0.4]], dtype=torch.float64)
+    e = torch.tensor([0.2, -0.1], dtype=torch.float64)
+    r = rf.w2_bound_affine_model(m0, S0, E, e, panels=2, nodes=6)
+    n = 200_000
+    x0 = m0 + torch.randn(n, 2, generator=g, dtype=torch.float64) @ torch.linalg.cholesky(S0).T
+    x1 = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    for t in (0.0, 0.3, 0.8):
+        xt = (1 - t) * x0 + t * x1
+        est = montecarlo.mean(((xt @ E.T + e) ** 2).sum(-1))
+        assert est.z(r.gap_at(t)) <= 5, t
+
+
+@pytest.mark.parametrize("false_alarm", [1e-4, 0.05, 0.5, 0.99])
+def test_dkw_threshold_inverts_the_bound(false_alarm):
+    lam = rf.dkw_threshold(false_alarm)
+    assert 2 * math.exp(-2 * lam**2) == pytest.approx(false_alarm, rel=1e-13)
+
+
+def test_points_needing_gradients_must_be_a_batch():
+    cp = rf.Coupling.independent(GaussianMixture([1.0], [[0.0, 0.0]], [[1.0, 1.0]]))
+    with pytest.raises(ValueError, match="x must have shape"):
+        cp.jacobian(rf.Interpolant.linear(), torch.zeros(2, dtype=torch.float64, requires_grad=True), 0.5)

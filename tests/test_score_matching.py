@@ -1,5 +1,7 @@
 """Score matching vs conditional score matching (article 18), against independent computations."""
 
+import math
+
 import pytest
 import torch
 from hypothesis import given
@@ -166,3 +168,28 @@ def test_bad_input():
         smod.gap_gaussian(torch.ones(2, 3), 1.0, 1.0)
     with pytest.raises(ValueError, match="sigma"):
         smod.sample_pairs(random_mixture(1, 1), 1.0, 0.0, 3, gen(0))
+
+
+def test_affine_score_is_its_formula_and_plugin_with_shared_samples():
+    model = smod.AffineScore(3, generator=gen(4))
+    x = torch.randn(5, 3, generator=gen(5), dtype=torch.float64)
+    assert torch.allclose(model(x), torch.einsum("ij,nj->ni", model.A, x) + model.b, rtol=1e-15, atol=1e-15)
+    # plug-in estimator with one shared set of draws, against the weights written out
+    x0 = torch.randn(7, 3, generator=gen(6), dtype=torch.float64)
+    alpha, sigma = 0.8, 0.6
+    got = smod.plugin_score(x, x0, alpha, sigma)
+    for i in range(5):
+        logw = [-((x[i] - alpha * x0[j]) ** 2).sum().item() / (2 * sigma**2) for j in range(7)]
+        top = max(logw)
+        w = [math.exp(v - top) for v in logw]
+        num = sum(wj * (alpha * x0[j] - x[i]) for j, wj in enumerate(w)) / sum(w)
+        assert torch.allclose(got[i], num / sigma**2, rtol=1e-12, atol=1e-12)
+
+
+def test_affine_losses_refuse_mismatched_shapes():
+    mu, C = torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64)
+    A, b = torch.eye(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+    for args in ((mu, torch.eye(3, dtype=torch.float64), A, b), (mu, C, torch.eye(3, dtype=torch.float64), b), (mu, C, A, torch.zeros(3, dtype=torch.float64))):
+        m, c, a, bb = args
+        with pytest.raises(ValueError, match="need mean"):
+            smod.affine_losses_gaussian(m, c, 0.5, 0.5, a, bb)

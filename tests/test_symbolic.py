@@ -129,3 +129,76 @@ def test_inequality_slack_is_derived_from_stated_hypotheses():
         Step(B, L * n, "<=", hypotheses=(L * n - B,), variables=(B,))
     d = Derivation([ok, Step(B - A, (L + c) * n + 1, "<=", hypotheses=(backward, lipschitz), variables=(A, B, n))])
     assert d.hypotheses() == [backward, lipschitz]
+
+
+# --- the zero test and the same-expression test, directly (each reduction path must be able to say no) -------------
+def test_is_zero_accepts_zeros_on_every_path():
+    from diffmath.symbolic import _is_zero
+
+    assert _is_zero(sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1)  # a reducer (simplify)
+    assert _is_zero(sp.Integral(2 * x, (x, 0, 1)) - 1)  # an unevaluated integral, computed first
+    assert _is_zero(sp.Matrix([[sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1, 0]]))
+    A, B = sp.Matrix([[1, 1], [1, 1]]), sp.Matrix([[1, -1], [-1, 1]])
+    assert _is_zero(sp.MatMul(A, B, evaluate=False))  # an unevaluated product of explicit matrices
+
+
+def test_is_zero_rejects_nonzeros_on_every_path():
+    from diffmath.symbolic import _is_zero
+
+    assert not _is_zero(sp.Integer(1))
+    assert not _is_zero(sp.Integral(1, (x, 0, 1)))  # computes to 1
+    assert not _is_zero(sp.Integral(x, (x, 0, 1)))  # computes to 1/2
+    assert not _is_zero(sp.sin(x) ** 2 + sp.cos(x) ** 2)
+    assert not _is_zero(sp.Matrix([[0, 0], [0, 1]]))
+    A = sp.Matrix([[1, 1], [1, 1]])
+    assert not _is_zero(sp.MatMul(A, A, evaluate=False))
+
+
+def test_same_expression_sees_automatic_evaluation_only():
+    from diffmath.symbolic import _same_expression
+
+    twice = sp.Add(x, x, evaluate=False)  # written as x + x; sympy's subtraction makes 2x - 2x = 0
+    assert twice != 2 * x and _same_expression(twice, 2 * x)
+    assert _same_expression(sp.Matrix([[twice, 1]]), sp.Matrix([[2 * x, 1]]))
+    assert not _same_expression(sp.Matrix([[twice, 1]]), sp.Matrix([[2 * x, 2]]))
+    assert not _same_expression(sp.Matrix([[x, 0]]), sp.Matrix([[x], [0]]))  # shapes differ
+    assert not _same_expression(sp.Matrix([x, 0]), sp.Integer(0))  # a matrix against a number: not one expression
+    assert not _same_expression((x + 1) ** 2, x**2 + 2 * x + 1)  # equal, but only after expansion
+    M = sp.Matrix([[x]])
+    assert not _same_expression(sp.MatMul(M, M, evaluate=False), sp.Matrix([[x**2]]))
+
+
+def test_certificate_must_equal_the_gap():
+    assert Step(x**2 + 1, 1, ">=", certificate=x**2).failure() is None
+    assert "not equal to the gap" in Step(x**2 + 1, 1, ">=", certificate=2 * x**2).failure()
+    assert Step(1, x**2 + 1, "<=", certificate=x**2).failure() is None
+    assert "not equal to the gap" in Step(1, x**2 + 1, "<=", certificate=-(x**2)).failure()
+
+
+def test_hypothesis_latex():
+    h = Hypothesis(x - y, "x is at least y")
+    assert h.to_latex() == rf"{sp.latex(x - y)} \ge 0"
+    assert Hypothesis(x - y, "x is at least y", tex=r"x \ge y").to_latex() == r"x \ge y"
+
+
+def test_multipliers_of_unused_hypotheses_are_zero():
+    """The gap uses only the first hypothesis: the second's multiplier is 0 (not any other value, which would
+    leave a residual)."""
+    a, b = sp.symbols("a b", real=True)
+    step = Step(2 * a, 0, ">=", hypotheses=[Hypothesis(a, "a >= 0"), Hypothesis(b, "b >= 0")], variables=[a, b])
+    assert step.failure() is None
+    from diffmath.symbolic import _nonnegative_combination
+
+    values, why = _nonnegative_combination(2 * a, [Hypothesis(a, "a >= 0"), Hypothesis(b, "b >= 0")], [a, b])
+    assert why is None and values == [2, 0]
+
+
+@pytest.mark.parametrize("expr, expected", [
+    (sp.Integer(1), 1), (sp.Symbol("z1"), 0), (sp.Symbol("z1") ** 3, 0), (sp.Symbol("z1") ** 4, 3), (sp.Symbol("z1") ** 6, 15),
+    (sp.Symbol("z1") ** 2 * sp.Symbol("z2") ** 2, 1), (sp.Symbol("z1") * sp.Symbol("z2"), 0), ((1 + sp.Symbol("z1")) ** 2, 2),
+])
+def test_gaussian_expectation_moments(expr, expected):
+    """Standard-normal moments: E z^(2k) = (2k-1)!!, odd moments 0, independence across symbols."""
+    from diffmath.symbolic import gaussian_expectation
+
+    assert gaussian_expectation(expr, [sp.Symbol("z1"), sp.Symbol("z2")]) == expected

@@ -75,3 +75,35 @@ def test_common_dtype_device():
     assert common_dtype_device([1.0], None)[0] == torch.float64
     with pytest.raises(ValueError, match="a and b are on different devices"):
         common_dtype_device(torch.zeros(1), torch.zeros(1, device="meta"), names="a and b")
+
+
+def test_symmetry_tolerance_depends_on_the_dtype():
+    from diffmath._validation import spd_eigh
+
+    S = torch.tensor([[1.0, 0.5], [0.5 + 1e-7, 1.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="not symmetric"):
+        spd_eigh(S, "S")  # 1e-7 relative asymmetry: too much for float64 (1e-10) ...
+    spd_eigh(S.float(), "S")  # ... within float32's 1e-5
+
+
+def test_spd_check_on_a_two_level_batch():
+    from diffmath._validation import spd_eigh
+
+    S = torch.eye(2, dtype=torch.float64).expand(2, 3, 2, 2).clone()  # batch (2, 3) of 2 x 2
+    evals, _ = spd_eigh(S, "S")
+    assert evals.shape == (2, 3, 2)
+    S[1, 2] = torch.tensor([[1.0, 2.0], [2.0, 1.0]])  # indefinite
+    with pytest.raises(ValueError, match=r"S\[5\] is not positive definite"):
+        spd_eigh(S, "S")
+
+
+def test_positive_definite_floor_is_relative_to_the_largest_eigenvalue():
+    """diag(1e-14, 1, 1e3): the smallest eigenvalue is below 3 eps * 1e3 (numerically singular), although it is above
+    3 eps times the middle one."""
+    from diffmath._validation import spd_eigh
+
+    S = torch.diag(torch.tensor([1e-14, 1.0, 1e3], dtype=torch.float64))
+    with pytest.raises(ValueError, match="not positive definite"):
+        spd_eigh(S, "S")
+    spd_eigh(S, "S", allow_singular=True)
+    spd_eigh(torch.diag(torch.tensor([1e-11, 1.0, 1e3], dtype=torch.float64)), "S")

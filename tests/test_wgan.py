@@ -377,3 +377,41 @@ def test_bad_input():
         wgan.gauss_legendre(0)
     with pytest.raises(ValueError, match="NaN"):
         wgan.interpolate(x0 * float("nan"), x1, 0.5)
+
+
+def test_t0_scheme_path_is_exactly_geometric():
+    """C20.7 on every step of an odd-length path: b_n = (1 - eps)^n b_0 (signed) and a_n = m + (1 - eps)^n (a_0 - m)."""
+    target = gaussian_mixture_1d([0.4, 0.6], [-1.0, 2.0], [0.3, 0.8])
+    m = target.mean()[0].item()
+    eps, a0, b0 = 0.2, 0.7, 1.3
+    path = wgan.scheme_t0(a0, b0, target, eps, 7)
+    k = torch.arange(8, dtype=torch.float64)
+    assert torch.allclose(torch.from_numpy(path[:, 1]), b0 * (1 - eps) ** k, rtol=1e-12, atol=0)
+    assert torch.allclose(torch.from_numpy(path[:, 0]), m + (a0 - m) * (1 - eps) ** k, rtol=1e-12, atol=1e-13)
+
+
+def test_averaged_scheme_first_step_against_scipy_quad():
+    """C20.10: a_1 = a + eps E[D*'(a + b z)], b_1 = b + eps E[z D*'(a + b z)], z ~ N(0, 1), with the expectations
+    by adaptive quadrature of the library's optimal-critic field (not the scheme's Gauss-Hermite nodes)."""
+    import scipy.integrate
+
+    target = gaussian_mixture_1d([0.5, 0.5], [-1.0, 1.5], [0.2, 0.5])
+    a, b, eps = 0.3, 0.9, 0.1
+    path = wgan.scheme_averaged(a, b, target, eps, 1)
+    p0 = gaussian_mixture_1d([1.0], [a], [b * b])
+    u = lambda z: wgan.optimal_critic_gradient_1d(p0, target, torch.tensor([a + b * z], dtype=torch.float64)).item()  # noqa: E731
+    phi = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    Eu = scipy.integrate.quad(lambda z: phi(z) * u(z), -12, 12, epsabs=1e-12, limit=200)[0]
+    Ezu = scipy.integrate.quad(lambda z: z * phi(z) * u(z), -12, 12, epsabs=1e-12, limit=200)[0]
+    assert path[1, 0] == pytest.approx(a + eps * Eu, rel=1e-9, abs=1e-11)
+    assert path[1, 1] == pytest.approx(b + eps * Ezu, rel=1e-9, abs=1e-11)
+
+
+def test_cloud_mixture_bandwidth_and_network_sizes():
+    gm = wgan.cloud_mixture_1d(torch.tensor([0.0, 1.0, 3.0]), 0.1)
+    assert torch.allclose(gm.covariances()[:, 0, 0], torch.full((3,), 0.01, dtype=torch.float64), rtol=1e-15)
+    assert torch.allclose(gm.weights, torch.full((3,), 1 / 3, dtype=torch.float64))
+    for bad in (dict(width=0), dict(depth=0)):
+        with pytest.raises(ValueError, match="depth must be >= 1"):
+            wgan.critic_mlp(2, **bad)
+    assert wgan.critic_mlp(2, width=3, depth=1)(torch.zeros(4, 2, dtype=torch.float64)).shape == (4,)

@@ -7,7 +7,10 @@ nothing restates a claim by hand elsewhere.
 
 Ids follow ``C<part>.<n>``: the article's part number and a running number within it, matching
 the catalogue in ``shared/claims/`` where a claim comes from there. Part ``0`` is the toy lab, the
-library's own foundations (the exact Gaussian-mixture facts every chapter stands on).
+library's own foundations (the exact Gaussian-mixture facts every chapter stands on). The multimodal
+essay (kexue.fm 9984) is not a part of the series, and the series has a part 25 of its own, so its
+claims keep the catalogue's ids ``M.<n>`` and sort after every ``C`` claim. Running numbers start at
+1; neither number has a leading zero (so that ``C22.5`` and ``C22.05`` cannot both exist).
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ import torch
 
 from diffmath.symbolic import Derivation
 
-_ID = re.compile(r"^C(\d+)\.(\d+)$")
+_ID = re.compile(r"(?:C(0|[1-9]\d*)|(M))\.([1-9]\d*)")  # used with fullmatch: no trailing newline either
+ID_RULE = "'C<part>.<n>' (a part of the series) or 'M.<n>' (the multimodal essay), n >= 1, no leading zeros"
+ESSAY = "M"
+"""The id prefix (and selector) of the multimodal essay's claims."""
 _DERIVATIONS: dict = {}
 
 
@@ -164,8 +170,8 @@ class Claim:
     :func:`verify_claim` checks that a result's device is the one asked for when the claim claims it."""
 
     def __post_init__(self):
-        if not _ID.match(self.id):
-            raise ValueError(f"claim id must look like 'C<part>.<n>', got {self.id!r}")
+        if not _ID.fullmatch(self.id):
+            raise ValueError(f"claim id must look like {ID_RULE}, got {self.id!r}")
         if not isinstance(self.kind, Kind):
             raise ValueError(f"kind must be a diffmath.claims.Kind, got {self.kind!r}")
         if not self.devices or not set(self.devices) <= {"cpu", "cuda"} or "cpu" not in self.devices:
@@ -186,9 +192,19 @@ class Claim:
         return _DERIVATIONS[self.id]
 
     @property
-    def sort_key(self) -> tuple[int, int]:
-        m = _ID.match(self.id)
-        return int(m.group(1)), int(m.group(2))
+    def sort_key(self) -> tuple[int, int, int]:
+        """``(0, part, n)`` for ``C<part>.<n>``, ``(1, 0, n)`` for the essay's ``M.<n>``: the series in
+        order of its parts, then the essay (numbers compared as numbers: C23.9 before C23.10)."""
+        m = _ID.fullmatch(self.id)
+        if m.group(2):
+            return 1, 0, int(m.group(3))
+        return 0, int(m.group(1)), int(m.group(3))
+
+    @property
+    def part(self) -> Optional[int]:
+        """The part of the series the id names (``C22.5`` -> 22), ``None`` for the essay's ``M.<n>``."""
+        m = _ID.fullmatch(self.id)
+        return None if m.group(2) else int(m.group(1))
 
     @property
     def label(self) -> str:
@@ -301,7 +317,8 @@ def chapters() -> list[str]:
 
 
 def select(selectors: Iterable[str] = ()) -> list[Claim]:
-    """Claims matching any selector: a claim id (``C0.3``), a part (``C0`` or ``0``) or a chapter name.
+    """Claims matching any selector: a claim id (``C0.3``, ``M.4``), a part (``C0`` or ``0``), ``M`` (every
+    claim of the multimodal essay) or a chapter name.
 
     No selector selects every claim. An unknown selector raises ``ValueError``.
     """
@@ -315,12 +332,14 @@ def select(selectors: Iterable[str] = ()) -> list[Claim]:
             hits = [_REGISTRY[s]]
         elif re.fullmatch(r"C?\d+", s):
             part = int(s.lstrip("C"))
-            hits = [c for c in claims if c.sort_key[0] == part]
+            hits = [c for c in claims if c.part == part]
+        elif s == ESSAY:
+            hits = [c for c in claims if c.part is None]
         else:
             hits = [c for c in claims if c.chapter == s]
         if not hits:
             raise ValueError(
-                f"selector {s!r} matches no claim (ids: C<part>.<n>; parts: C<part>; "
+                f"selector {s!r} matches no claim (ids: C<part>.<n> or M.<n>; parts: C<part>; the essay: M; "
                 f"chapters: {', '.join(chapters())})"
             )
         chosen.extend(h for h in hits if h not in chosen)

@@ -1,0 +1,54 @@
+"""diffmath.quadrature, the brute-force posterior oracle, against the mixture's closed forms in the cases where its
+grid choices matter: a point far outside the prior (the likelihood window alone; the log-weights shifted by their
+maximum, else every weight underflows), wide components (the prior's range in its standard deviations), and 2-D."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffmath import quadrature
+from diffmath.mixture import GaussianMixture
+
+F64 = torch.float64
+
+
+def _identity(grid, x):
+    return grid[None]
+
+
+def test_far_point_posterior_mean_matches_closed_form():
+    """x = 40 for a prior near 0 with sd 1: the prior's log-density at the posterior is about -670, so the weights
+    exist only after subtracting their maximum, on the likelihood's own window."""
+    gm = GaussianMixture(torch.tensor([0.3, 0.7], dtype=F64), torch.tensor([[-1.0], [0.5]], dtype=F64), torch.tensor([[1.0], [0.8]], dtype=F64))
+    x = torch.tensor([[40.0], [-35.0]], dtype=F64)
+    got = quadrature.posterior_expectation(gm, x, 1.0, 0.3, _identity)
+    assert torch.isfinite(got).all()
+    assert torch.allclose(got, gm.denoise(x, 1.0, 0.3), rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("sd", [3.0, 0.05])
+def test_prior_moments_with_wide_and_narrow_components(sd):
+    """alpha = 0: the posterior is the prior, integrated over its whole range (means +- 14 sd)."""
+    gm = GaussianMixture(torch.tensor([0.4, 0.6], dtype=F64), torch.tensor([[-2.0], [1.0]], dtype=F64), torch.tensor([[sd**2], [0.5 * sd**2]], dtype=F64))
+    x = torch.zeros(1, 1, dtype=F64)
+    second = quadrature.posterior_expectation(gm, x, 0.0, 1.0, lambda g, xx: (g**2)[None])
+    exact = (gm.weights * (gm.means[:, 0] ** 2 + gm.eigenvalues[:, 0])).sum()
+    assert second.item() == pytest.approx(exact.item(), rel=1e-10)
+
+
+def test_two_dimensional_posterior_mean():
+    gm = GaussianMixture(torch.tensor([0.5, 0.5], dtype=F64), torch.tensor([[-1.0, 0.5], [1.5, -0.5]], dtype=F64),
+                         torch.tensor([[[1.0, 0.3], [0.3, 0.5]], [[0.4, -0.1], [-0.1, 0.9]]], dtype=F64))
+    x = torch.tensor([[0.3, -0.2], [4.0, 3.0]], dtype=F64)
+    got = quadrature.posterior_expectation(gm, x, 0.8, 0.6, _identity)
+    assert torch.allclose(got, gm.denoise(x, 0.8, 0.6), rtol=1e-8, atol=1e-10)
+
+
+def test_bad_input():
+    gm3 = GaussianMixture(torch.ones(1, dtype=F64), torch.zeros(1, 3, dtype=F64), torch.ones(1, 3, dtype=F64))
+    with pytest.raises(ValueError, match="d = 1 or 2"):
+        quadrature.posterior_expectation(gm3, torch.zeros(1, 3, dtype=F64), 1.0, 1.0, _identity)
+    gm = GaussianMixture(torch.ones(1, dtype=F64), torch.zeros(1, 1, dtype=F64), torch.ones(1, 1, dtype=F64))
+    with pytest.raises(ValueError, match="sigma"):
+        quadrature.posterior_expectation(gm, torch.zeros(1, 1, dtype=F64), 1.0, 0.0, _identity)
