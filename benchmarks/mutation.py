@@ -306,6 +306,22 @@ def apply(m: Mutant) -> None:
     raise LookupError(f"live function not found: {m.id}")
 
 
+def clear_memos() -> None:
+    """Forget every result the package memoises in-process: the claims' built derivations
+    (``registry._DERIVATIONS``) and every ``functools`` cache of a ``diffmath`` module. The coverage map
+    clears them before each test, so that each test that needs a derivation builds it (and so covers it);
+    a child clears them after planting its mutant, so that the mutant runs instead of a memo of the original."""
+    for name, module in list(sys.modules.items()):
+        if not (name == "diffmath" or name.startswith("diffmath.")) or module is None:
+            continue
+        for obj in list(vars(module).values()):
+            if callable(getattr(obj, "cache_clear", None)) and getattr(obj, "__module__", None) == name:
+                obj.cache_clear()
+    registry = sys.modules.get("diffmath.claims.registry")
+    if registry is not None:
+        registry._DERIVATIONS.clear()
+
+
 # ----------------------------------------------------------------------------- the coverage map
 
 
@@ -325,6 +341,7 @@ class _MapPlugin:
         self.failed: list[str] = []
 
     def pytest_runtest_setup(self, item):
+        clear_memos()
         self.cov.switch_context(item.nodeid)
 
     def pytest_runtest_logreport(self, report):
@@ -428,6 +445,7 @@ def _run_child(m: Mutant, tests: list[str], cap: float) -> None:
         apply(m)
     except Exception:
         os._exit(5)
+    clear_memos()
     import pytest
 
     plugin = _ChildPlugin(cap)

@@ -95,3 +95,16 @@ def test_sampled_summary_reports_the_interval():
     assert (row["low"], row["high"]) == mutation.wilson_interval(8, 10)
     [row] = mutation.summarise(results, {}, {"diffmath.x": 10})
     assert not row["sampled"] and row["low"] == row["high"] == 0.8
+
+
+def test_clear_memos_forgets_derivations_and_function_caches():
+    """A memoised derivation would hide a mutant of its builder (and make the coverage map credit the first test only)."""
+    from diffmath.claims import part16, registry
+
+    claim = registry._REGISTRY["C16.3"]
+    first = claim.derivation
+    part16.running_example()
+    assert "C16.3" in registry._DERIVATIONS and part16.running_example.cache_info().currsize == 1
+    mutation.clear_memos()
+    assert "C16.3" not in registry._DERIVATIONS and part16.running_example.cache_info().currsize == 0
+    assert claim.derivation is not first  # built again
