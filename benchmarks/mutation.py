@@ -14,7 +14,8 @@ once, not once per mutant):
    (``+``/``-``, ``*``/``/``, ``**``→``*``, ``//``→``/``), every comparison flipped or loosened
    (``<``/``<=``, ``>``/``>=``, ``==``/``!=``, ``is``/``is not``, ``in``/``not in``), ``and``/``or``
    exchanged, a unary minus or ``not`` dropped, every number ``c`` replaced by ``c + 1`` and every
-   ``True``/``False`` negated. A line ending in ``# pragma: no mutate`` is left alone.
+   ``True``/``False`` negated. A line ending in ``# pragma: no mutate`` is left alone, and so are the arguments of
+   seeding calls (:data:`SEED_CALLS`: a seed's value is arbitrary).
 2. **Which tests.** The quick tier (``-m "not slow and not browser"``) runs once under coverage with
    one context per test, giving for each line the tests that execute it, and each test's duration.
    The map is kept in ``.mutation-cache/`` and rebuilt when the package or the tests change.
@@ -125,7 +126,20 @@ def _skip_nodes(func: ast.AST) -> set[int]:
             mark(node.annotation)
         elif isinstance(node, ast.JoinedStr):
             mark(node)  # f-strings are messages
+        elif isinstance(node, ast.Call) and _callee(node) in SEED_CALLS:
+            for a in [*node.args, *(k.value for k in node.keywords)]:
+                mark(a)  # a seed's value is arbitrary: any seed gives an equally valid draw
     return skip
+
+
+#: calls whose arguments are random seeds (``torch.Generator().manual_seed(s)``, the claims' ``generator(device, s)``,
+#: the tests' ``gen(s)``): their values are not mutated
+SEED_CALLS = frozenset({"manual_seed", "generator", "gen", "_gen", "default_rng", "seed"})
+
+
+def _callee(call: ast.Call) -> str:
+    f = call.func
+    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
 
 
 def _mutations(node: ast.AST):

@@ -1,5 +1,6 @@
 """benchmarks/mutation.py, the mutation-testing harness: its mutants are real changes of the live code."""
 
+import ast
 import sys
 from pathlib import Path
 
@@ -108,3 +109,12 @@ def test_clear_memos_forgets_derivations_and_function_caches():
     mutation.clear_memos()
     assert "C16.3" not in registry._DERIVATIONS and part16.running_example.cache_info().currsize == 0
     assert claim.derivation is not first  # built again
+
+
+def test_seeds_are_not_mutated():
+    src = "def f(device):\n    g = generator(device, 218)\n    h = torch.Generator().manual_seed(7 + 1)\n    return 3 * g\n"
+    tree = ast.parse(src)
+    skip = mutation._skip_nodes(tree.body[0])
+    consts = [n for n in ast.walk(tree) if isinstance(n, ast.Constant)]
+    assert {n.value for n in consts if id(n) in skip} == {218, 7, 1}
+    assert {n.value for n in consts if id(n) not in skip} == {3}

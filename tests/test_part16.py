@@ -367,3 +367,34 @@ def test_chapter_sentence_on_the_literal_bound():
     lit = [v["literal"] for v in vals]
     assert all(a < b for a, b in zip(lit, lit[1:])) and max(lit) < d / K
     assert vals[3]["w2"] / vals[2]["w2"] == pytest.approx(math.exp(K), rel=0.05)
+
+
+def test_csm_and_sde_bounds_against_adaptive_quadrature():
+    """bound_csm (integrand 0.5 g^2 I_t sqrt(eps_t^2 + C_t), integrated by the library after t = u^2) and
+    bound_kwon_sde (g^2 e^{int (|f| - g^2 / S)} eps_t) against scipy's adaptive quadrature in t (QAWS for the
+    1/sqrt(t) end of the CSM integrand), with the integrating factors in closed form: for VP with constant
+    beta = 6 and model variance v, S(t) = 1 - k e^{-6t} (k = 1 - v), so int_0^t L = -log(S(t)/S(0))/2 (corrected)
+    and -3t - log(S(t)/S(0)) (Kwon's SDE constant)."""
+    import scipy.integrate
+
+    data = wd.gaussian_mixture_1d([0.4, 0.6], [-0.8, 0.9], [0.3, 0.5])
+    v = 0.8
+    model = wb.MixtureGaussianModel(data, schedules.VPLinear(6.0, 6.0), 0.1, v)
+    k = 1 - v
+    S = lambda t: 1 - k * math.exp(-6 * t)  # noqa: E731
+    I_corr = lambda t: math.sqrt(S(0) / S(t))  # noqa: E731
+    I_sde = lambda t: math.exp(-3 * t) * S(0) / S(t)  # noqa: E731
+    for t in (0.1, 0.5, 1.0):  # the closed forms are the library's constants integrated
+        grid = np.linspace(0, t, 2001)
+        assert math.log(I_corr(t)) == pytest.approx(np.trapezoid(model.L_corrected(grid), grid), rel=1e-5, abs=1e-7)
+        assert math.log(I_sde(t)) == pytest.approx(np.trapezoid(model.L_kwon(grid, 1.0), grid), rel=1e-5, abs=1e-7)
+    eps = lambda t: model.score_gap([t])[0]  # noqa: E731
+    # sqrt(t) * integrand is smooth at 0 (C_t ~ 1/sigma_t^2 ~ 1/(6t)); weight t^(-1/2)
+    def smooth(t):
+        t = max(t, 1e-14)  # QAWS may sample the end point itself, where C_t is infinite but sqrt(t C_t) is not
+        return math.sqrt(t) * 0.5 * 6.0 * I_corr(t) * math.sqrt(eps(t) ** 2 + model.csm_gap([t])[0])
+
+    csm = scipy.integrate.quad(smooth, 0.0, model.T, weight="alg", wvar=(-0.5, 0.0), epsabs=1e-10)[0]
+    assert model.bound_csm() == pytest.approx(csm, rel=1e-6)
+    sde = scipy.integrate.quad(lambda t: 6.0 * I_sde(t) * eps(t), 0.0, model.T, epsabs=1e-10)[0]
+    assert model.bound_kwon_sde() == pytest.approx(sde, rel=1e-6)
