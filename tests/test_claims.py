@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from diffmath.claims import CheckResult, Kind, Measurement, all_claims, select, verify_claim
 
@@ -228,3 +229,48 @@ def test_every_derivation_step_derives(claim):
                 sides |= side.free_symbols
             declared = {s for s in step.certificate.free_symbols - sides if s.is_nonnegative}
             assert not declared, f"{claim.id} step {i}: slack {declared} is declared, not derived"
+
+
+def test_source_description():
+    from diffmath.claims.registry import Source
+
+    assert Source(part=22, equation="5", paper="hoogeboom2023simple", note="section 2").describe() == "part 22, eq. 5, hoogeboom2023simple, section 2"
+    assert Source(part=0).describe() == "part 0"
+    assert Source().describe() == "diffmath"
+
+
+@pytest.mark.parametrize("devices", [(), ("cuda",), ("cpu", "tpu")])
+def test_claim_devices_must_include_the_cpu(devices):
+    from diffmath.claims.registry import Claim, Source
+
+    with pytest.raises(ValueError, match="devices must include 'cpu'"):
+        Claim(id="C99.1", title="t", statement="s", source=Source(part=22), kind=Kind.IDENTITY, chapter="x",
+              check=lambda device: None, devices=devices)
+
+
+def test_chapters_once_each_in_order_of_first_claim():
+    from diffmath.claims.registry import chapters
+
+    names = chapters()
+    assert len(names) == len(set(names)) and set(names) == {c.chapter for c in CLAIMS}
+    firsts = [next(i for i, c in enumerate(CLAIMS) if c.chapter == name) for name in names]
+    assert firsts == sorted(firsts)
+
+
+def test_run_claim_falls_back_to_the_cpu_and_times_the_run():
+    """A device the claim does not list (here torch's meta device) runs the check on the CPU; the time is a duration."""
+    import time
+
+    from diffmath.claims.registry import Claim, Source, run_claim
+
+    seen = []
+
+    def check(device):
+        seen.append(torch.device(device).type)
+        return CheckResult((Measurement("x", 0.0, 1.0),), device=str(device))
+
+    claim = Claim(id="C99.2", title="t", statement="s", source=Source(part=22), kind=Kind.IDENTITY, chapter="x", check=check)
+    t0 = time.perf_counter()
+    out = run_claim(claim, "meta")
+    assert seen == ["cpu"] and out.passed and out.error is None
+    assert 0 <= out.seconds <= time.perf_counter() - t0

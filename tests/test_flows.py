@@ -174,3 +174,32 @@ def test_solver_counts_every_denoiser_call():
     x = 5 * torch.randn(4, 2, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     _, stats = flows.solve_pf_ode(counted, x, 5.0, 0.1, rtol=1e-6, atol=1e-6, return_stats=True)
     assert stats.evaluations == len(calls) == 1 + 6 * (stats.accepted + stats.rejected)
+
+
+@pytest.mark.parametrize("problem", ["oscillator", "lotka-volterra", "van der pol"])
+@pytest.mark.parametrize("tol", [1e-6, 1e-9])
+def test_step_controller_matches_scipy_rk45(problem, tol):
+    """The reference solver's Dormand-Prince pair and step-size controller (safety 0.9, factors in [0.2, 5],
+    exponent -1/5, RMS error norm) against scipy's RK45, an independent implementation of the same published
+    method: the same number of accepted steps (to 3% + 2), nearly the same rejections (they differ only in the
+    initial step guess), and the same final error (to a factor 2; reference: DOP853 at 1e-13)."""
+    import scipy.integrate as si
+
+    fns = {
+        "oscillator": (lambda t, y: [y[1], -y[0]], [1.0, 0.0], 10.0),
+        "lotka-volterra": (lambda t, y: [1.5 * y[0] - y[0] * y[1], -3 * y[1] + y[0] * y[1]], [10.0, 5.0], 15.0),
+        "van der pol": (lambda t, y: [y[1], 3 * (1 - y[0] ** 2) * y[1] - y[0]], [2.0, 0.0], 10.0),
+    }
+    fn, y0, T = fns[problem]
+    stats = flows.SolveStats()
+    ours = flows._dopri5(lambda t, y: torch.stack([torch.as_tensor(v) for v in fn(t, y)]), torch.tensor(y0, dtype=torch.float64),
+                         0.0, T, tol, tol, 100_000, stats).numpy()
+    sp_sol = si.solve_ivp(fn, (0.0, T), y0, method="RK45", rtol=tol, atol=tol)
+    ref = si.solve_ivp(fn, (0.0, T), y0, method="DOP853", rtol=1e-13, atol=1e-13).y[:, -1]
+    sp_accepted = len(sp_sol.t) - 1
+    sp_rejected = (sp_sol.nfev - 1 - 6 * sp_accepted) // 6
+    assert abs(stats.accepted - sp_accepted) <= 0.03 * sp_accepted + 2
+    assert abs(stats.rejected - sp_rejected) <= 0.2 * sp_rejected + 5
+    assert stats.evaluations == 1 + 6 * (stats.accepted + stats.rejected)
+    e_ours, e_sp = abs(ours - ref).max(), abs(sp_sol.y[:, -1] - ref).max()
+    assert e_sp / 2 <= e_ours <= 2 * e_sp

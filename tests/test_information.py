@@ -244,3 +244,27 @@ def test_singular_law_is_refused():
     for fn in (info.gaussian_entropy_bits, info.conditional_std, info.quantised_entropy_bits):
         with pytest.raises(ValueError, match="law must have a density"):
             fn(singular)
+
+
+@pytest.mark.parametrize("sigma", [0.3, 1.0, 57.0])
+def test_normal_entropy_against_scipy(sigma):
+    import scipy.stats
+
+    assert info.normal_entropy_bits(sigma) == pytest.approx(scipy.stats.norm(scale=sigma).entropy() / math.log(2), rel=1e-14)
+
+
+@pytest.mark.parametrize("sigma, delta, offset", [(1.0, 0.5, 0.1), (2.0, 3.0, -0.7), (0.4, 0.05, 0.0)])
+def test_quantised_normal_entropy_against_scipy_bin_sums(sigma, delta, offset):
+    import numpy as np
+    import scipy.stats
+
+    k = np.arange(math.floor((-45 * sigma - offset) / delta), math.ceil((45 * sigma - offset) / delta) + 1)
+    P = np.diff(scipy.stats.norm(scale=sigma).cdf(offset + delta * k))
+    P = P[P > 0]
+    assert info.quantised_normal_entropy_bits(sigma, delta, offset) == pytest.approx(-(P * np.log2(P)).sum(), rel=1e-12)
+
+
+def test_entropy_with_zero_probabilities():
+    assert info.entropy_bits(torch.tensor([0.5, 0.5, 0.0], dtype=torch.float64)).item() == 1.0
+    assert info.entropy_bits(torch.tensor([[1.0, 0.0], [0.25, 0.75]], dtype=torch.float64)).tolist() == pytest.approx(
+        [0.0, -(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75))], rel=1e-15)

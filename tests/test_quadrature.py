@@ -52,3 +52,26 @@ def test_bad_input():
     gm = GaussianMixture(torch.ones(1, dtype=F64), torch.zeros(1, 1, dtype=F64), torch.ones(1, 1, dtype=F64))
     with pytest.raises(ValueError, match="sigma"):
         quadrature.posterior_expectation(gm, torch.zeros(1, 1, dtype=F64), 1.0, 0.0, _identity)
+
+
+@pytest.mark.parametrize("sigma", [1e-3, 0.05])
+def test_narrow_likelihood_posterior_mean_and_variance(sigma):
+    """A likelihood far narrower than the prior: the grid must shrink to it (in 1-D and 2-D), or the trapezoid
+    sees a spike between two nodes."""
+    gm = GaussianMixture(torch.tensor([0.3, 0.7], dtype=F64), torch.tensor([[-1.0], [0.5]], dtype=F64), torch.tensor([[1.0], [0.8]], dtype=F64))
+    x = torch.tensor([[0.3], [-2.0]], dtype=F64)
+    got = quadrature.posterior_expectation(gm, x, 0.9, sigma, lambda g, xx: torch.stack([g[:, 0], g[:, 0] ** 2], -1)[None])
+    r, m = gm.posterior(x, 0.9, sigma)
+    v = gm.eigenvalues[:, 0]
+    post_var = v * sigma**2 / (0.81 * v + sigma**2)  # each component's posterior variance
+    assert torch.allclose(got[:, 0], (r * m[..., 0]).sum(-1), rtol=1e-9, atol=1e-12)
+    assert torch.allclose(got[:, 1], (r * (m[..., 0] ** 2 + post_var)).sum(-1), rtol=1e-9, atol=1e-12)
+
+
+def test_two_dimensional_narrow_and_far():
+    gm = GaussianMixture(torch.tensor([0.5, 0.5], dtype=F64), torch.tensor([[-1.0, 0.5], [1.5, -0.5]], dtype=F64),
+                         torch.tensor([[[1.0, 0.3], [0.3, 0.5]], [[0.4, -0.1], [-0.1, 0.9]]], dtype=F64))
+    x = torch.tensor([[0.3, -0.2], [25.0, -18.0]], dtype=F64)
+    for sigma in (0.02, 0.6):
+        got = quadrature.posterior_expectation(gm, x, 1.0, sigma, _identity)
+        assert torch.allclose(got, gm.denoise(x, 1.0, sigma), rtol=1e-8, atol=1e-10), sigma

@@ -70,3 +70,18 @@ def test_bad_input():
         res.pool(torch.full((2, 2), float("nan")), 2)
     with pytest.raises(ValueError, match="identically 0"):
         res.pooling_gain(torch.zeros(1, 4, 4), 2)
+
+
+def test_upsample_bilinear_keeps_batch_axes():
+    """A (2, 3, 4, 5) batch upsamples each 4 x 5 image alone: the same as upsampling the images one by one."""
+    x = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = res.upsample_bilinear(x, 2)
+    assert out.shape == (2, 3, 8, 10)
+    for i in range(2):
+        for j in range(3):
+            assert torch.equal(out[i, j], res.upsample_bilinear(x[i, j], 2))
+    # a constant image stays constant; a horizontal ramp's interior is the linear interpolation (align_corners=False)
+    assert torch.allclose(res.upsample_bilinear(torch.full((4, 4), 2.5, dtype=torch.float64), 3), torch.full((12, 12), 2.5, dtype=torch.float64))
+    ramp = torch.arange(4, dtype=torch.float64).expand(4, 4)
+    up = res.upsample_bilinear(ramp, 2)[0]
+    assert torch.allclose(up[1:-1], torch.arange(1, 7, dtype=torch.float64) / 2 - 0.25, atol=1e-14)  # output i samples input i/2 - 1/4

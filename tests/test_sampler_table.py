@@ -146,7 +146,7 @@ def test_markdown_marks_winners_and_flips():
     assert "median per-point error" in md and "Fréchet distance to the exact law" in md
     assert f"{0.32:.3g} ± {0.05:.2g}" in md
     amed = next(line for line in lines if line.startswith(f"| {T.LABELS['amed']} |"))
-    assert "—" in amed  # a missing entry
+    assert "| — |" in amed and "**—**" not in md  # a missing entry, never bold
 
 
 def test_summary_sentences_are_computed():
@@ -166,3 +166,23 @@ def test_summary_sentences_are_computed():
         r["tables"]["d=2"][lab]["15"] = r["tables"]["d=2"][lab]["3"] = None
     r["tables"]["d=2"]["heun"]["5"] = 2.0
     assert "Heun is never better in this table." in T.summary(r)
+
+
+def test_run_on_a_tiny_setting_without_amed():
+    """run() end to end on d = 2 at NFE 3 and 4 (no AMED training: amed_max_nfe = 0): every row spends exactly its budget
+    (run raises otherwise), the RMS and median columns are the errors against the same-noise reference recomputed
+    here, and the Fréchet column has an interval per run and the exact-samples floor."""
+    res = T.run(dims=(2,), nfes=(3, 4), points=8, train_points=4, amed_max_nfe=0, frechet_seeds=2, frechet_points=16)
+    tab = res["tables"]["d=2"]
+    assert set(tab) == {label for label, _, _ in T.ROWS}
+    assert all(tab[n]["3"] is None and tab[n]["4"] is None for n in ("amed", "amed_plugin"))
+    gm = random_mixture(T.K, 2, seed=2)
+    D = T.edm_denoiser(gm)
+    x = T.SIGMA_MAX * torch.randn(8, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    ref = T.solve_pf_ode(gm.denoise, x, T.SIGMA_MAX, T.SIGMA_MIN, rtol=1e-8, atol=1e-8)
+    out = S.sample_heun(D, x, T.grid(2), afs=True, require_zero=False)  # NFE 3: two steps, the first analytic
+    assert tab["heun"]["3"] == pytest.approx((out - ref).pow(2).mean().sqrt().item(), rel=1e-9)
+    assert res["median"]["d=2"]["heun"]["3"] == pytest.approx((out - ref).pow(2).mean(-1).sqrt().median().item(), rel=1e-9)
+    fr = res["frechet"]["d=2"]
+    assert len(fr["exact samples"]["3"]["values"]) == 2 and fr["heun"]["4"]["half"] >= 0
+    assert res["seconds"]["d=2"] > 0 and res["device"] == "cpu"
