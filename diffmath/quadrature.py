@@ -30,12 +30,12 @@ def _log_weights(gm: GaussianMixture, grid: torch.Tensor, xi: torch.Tensor, alph
 def _window(gm: GaussianMixture, xi: torch.Tensor, alpha: float, sigma: float, n: int, width: float) -> list[torch.Tensor]:
     r"""The integration grid for one point, per axis, found without the closed forms in two passes.
 
-    Pass 1 evaluates the unnormalised log posterior on a scouting grid per axis: ``max(101, n // 4)`` points over the hull of
-    the prior's range (means +- ``width`` sd) and the likelihood's window (:math:`x/\alpha` +- ``width``
+    Pass 1 evaluates the unnormalised log posterior on a scouting grid per axis: ``max(101, n // 4)`` points over
+    the hull of the prior's range (means +- ``width`` sd) and the likelihood's window (:math:`x/\alpha` +- ``width``
     :math:`\sigma/\alpha`), plus as many over the likelihood's window alone (which may be far narrower).
     Pass 2 spreads ``n`` points over the box where the log posterior is within :math:`\text{width}^2/2` (98)
-    of its maximum, widened by one scouting step on each side. Neither window alone is enough: the
-    likelihood's window misses the posterior of a point far in the prior's tail (the prior can grow by far
+    of its maximum, widened on each side to the next scouting node (where the threshold is crossed). Neither
+    window alone is enough: the likelihood's window misses the posterior of a point far in the prior's tail (the prior can grow by far
     more than :math:`e^{98}` across it: at :math:`x = 40`, :math:`\sigma = 0.3` for a unit prior at 0 the
     posterior mean lies 2.8 posterior standard deviations outside it), and the prior's range is far too
     coarse for a narrow likelihood.
@@ -58,9 +58,10 @@ def _window(gm: GaussianMixture, xi: torch.Tensor, alpha: float, sigma: float, n
     keep = grid[logw >= logw.max() - width**2 / 2]
     axes = []
     for j in range(d):
-        step = (scout[j][-1] - scout[j][0]).item() / (m - 1)
-        lo = max(keep[:, j].min().item() - step, scout[j][0].item())
-        hi = min(keep[:, j].max().item() + step, scout[j][-1].item())
+        # the threshold is crossed between the outermost kept node and the next scouting node: widen to that node
+        i_lo = int(torch.searchsorted(scout[j], keep[:, j].min()).item())
+        i_hi = int(torch.searchsorted(scout[j], keep[:, j].max()).item())
+        lo, hi = scout[j][max(i_lo - 1, 0)].item(), scout[j][min(i_hi + 1, len(scout[j]) - 1)].item()
         axes.append(torch.linspace(lo, hi, n, dtype=gm.dtype, device=gm.device))
     return axes
 

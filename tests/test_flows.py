@@ -1,6 +1,8 @@
 """The PF-ODE: continuity equation, the reference solver against the Gaussian closed form,
 schedule invariance (claims C0.6, C0.7, C0.9)."""
 
+import math
+
 import pytest
 import torch
 from hypothesis import given
@@ -203,3 +205,38 @@ def test_step_controller_matches_scipy_rk45(problem, tol):
     assert stats.evaluations == 1 + 6 * (stats.accepted + stats.rejected)
     e_ours, e_sp = abs(ours - ref).max(), abs(sp_sol.y[:, -1] - ref).max()
     assert e_sp / 2 <= e_ours <= 2 * e_sp
+
+
+def test_error_control_is_per_point():
+    """The worst row decides the step: a hard row solved in a batch of easy rows is as accurate as solved alone
+    (an error norm pooled over the batch would let it drift by about sqrt(batch) more)."""
+    rates = torch.tensor([40.0] + [0.1] * 15, dtype=torch.float64)
+    f = lambda t, y: -rates[:, None] * (y - math.cos(t))  # noqa: E731  (each row relaxes to cos t at its own rate)
+    y0 = torch.ones(16, 1, dtype=torch.float64)
+    batch = flows.integrate(f, y0, 0.0, 3.0, rtol=1e-6, atol=1e-6)
+    alone = flows.integrate(lambda t, y: -40.0 * (y - math.cos(t)), y0[:1], 0.0, 3.0, rtol=1e-6, atol=1e-6)
+    ref = flows.integrate(f, y0, 0.0, 3.0, rtol=1e-13, atol=1e-13)
+    assert abs(batch[0] - ref[0]).item() <= 2 * abs(alone[0] - ref[0]).item() + 1e-12
+
+
+def test_max_steps_is_exact():
+    """A solve that takes K steps (accepted + rejected) passes with max_steps = K and raises with K - 1."""
+    f = lambda t, y: torch.stack([1.5 * y[0] - y[0] * y[1], -3 * y[1] + y[0] * y[1]])  # noqa: E731
+    y0 = torch.tensor([10.0, 5.0], dtype=torch.float64)
+    stats = flows.SolveStats()
+    flows._dopri5(f, y0, 0.0, 2.0, 1e-6, 1e-6, 100_000, stats)
+    K = stats.accepted + stats.rejected
+    assert stats.rejected > 0
+    flows.integrate(f, y0, 0.0, 2.0, rtol=1e-6, atol=1e-6, max_steps=K)
+    with pytest.raises(RuntimeError, match="max_steps"):
+        flows.integrate(f, y0, 0.0, 2.0, rtol=1e-6, atol=1e-6, max_steps=K - 1)
+    assert flows.integrate(lambda t, y: -y, torch.ones(1, dtype=torch.float64), 0.0, 1e-3, max_steps=1).item() == pytest.approx(math.exp(-1e-3), rel=1e-12)
+
+
+def test_solve_schedule_refuses_pure_noise_ends():
+    gm = random_mixture(2, 1, seed=0)
+    rf = sch.RectifiedFlow()
+    with pytest.raises(ValueError, match="alpha > 0 at both times"):
+        flows.solve_schedule(rf, gm.denoise, torch.zeros(1, 1, dtype=torch.float64), 0.5, 1.0)
+    with pytest.raises(ValueError, match="alpha > 0 at both times"):
+        flows.solve_schedule(rf, gm.denoise, torch.zeros(1, 1, dtype=torch.float64), 1.0, 0.5)

@@ -54,10 +54,10 @@ def test_bad_input():
         quadrature.posterior_expectation(gm, torch.zeros(1, 1, dtype=F64), 1.0, 0.0, _identity)
 
 
-@pytest.mark.parametrize("sigma", [1e-3, 0.05])
+@pytest.mark.parametrize("sigma", [2e-5, 1e-3, 0.05])
 def test_narrow_likelihood_posterior_mean_and_variance(sigma):
-    """A likelihood far narrower than the prior: the grid must shrink to it (in 1-D and 2-D), or the trapezoid
-    sees a spike between two nodes."""
+    """A likelihood far narrower than the prior (down to 2e-5, a few hundred times finer than the scouting grid over
+    the prior's range): the grid must find it and shrink to it, or the trapezoid sees a spike between two nodes."""
     gm = GaussianMixture(torch.tensor([0.3, 0.7], dtype=F64), torch.tensor([[-1.0], [0.5]], dtype=F64), torch.tensor([[1.0], [0.8]], dtype=F64))
     x = torch.tensor([[0.3], [-2.0]], dtype=F64)
     got = quadrature.posterior_expectation(gm, x, 0.9, sigma, lambda g, xx: torch.stack([g[:, 0], g[:, 0] ** 2], -1)[None])
@@ -72,6 +72,6 @@ def test_two_dimensional_narrow_and_far():
     gm = GaussianMixture(torch.tensor([0.5, 0.5], dtype=F64), torch.tensor([[-1.0, 0.5], [1.5, -0.5]], dtype=F64),
                          torch.tensor([[[1.0, 0.3], [0.3, 0.5]], [[0.4, -0.1], [-0.1, 0.9]]], dtype=F64))
     x = torch.tensor([[0.3, -0.2], [25.0, -18.0]], dtype=F64)
-    for sigma in (0.02, 0.6):
-        got = quadrature.posterior_expectation(gm, x, 1.0, sigma, _identity)
-        assert torch.allclose(got, gm.denoise(x, 1.0, sigma), rtol=1e-8, atol=1e-10), sigma
+    for alpha, sigma in ((1.0, 1e-3), (0.7, 0.02), (1.0, 0.6), (0.3, 0.05)):
+        got = quadrature.posterior_expectation(gm, x, alpha, sigma, _identity)
+        assert torch.allclose(got, gm.denoise(x, alpha, sigma), rtol=1e-8, atol=1e-10), (alpha, sigma)
