@@ -255,3 +255,19 @@ def test_mlp_depth_one_and_refusals():
     for bad in (dict(depth=0), dict(width=0)):
         with pytest.raises(ValueError, match="must be >= 1"):
             gan.mlp(2, 3, **bad)
+
+
+def test_zero_scales_are_refused():
+    """Each positivity check refuses exactly 0, not only negatives (a zero standard deviation or ratio is a
+    degenerate law, where the formulas divide by 0)."""
+    with pytest.raises(ValueError, match="ratio must be > 0"):
+        gan.fgan_optimal_critic("kl", torch.tensor([1.0, 0.0], dtype=torch.float64))
+    for s, sq in ((0.0, 1.0), (1.0, 0.0)):
+        with pytest.raises(ValueError, match="s and sq must be > 0"):
+            gan.gaussian_log_ratio_coefficients(0.0, s, 0.0, sq)
+    for sigma_t, s in ((0.0, 1.0), (1.0, 0.0)):
+        with pytest.raises(ValueError, match="sigma_t and s must be > 0"):
+            gan.frozen_generator_objective(0.0, 1.0, 0.0, sigma_t, 0.0, s)
+    for par in ("isotropic", "log"):
+        with pytest.raises(ValueError, match="positive number sigma"):
+            gan.AffineGeneratorND(torch.zeros(2, dtype=torch.float64), 0.0, par)
