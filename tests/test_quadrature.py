@@ -75,3 +75,12 @@ def test_two_dimensional_narrow_and_far():
     for alpha, sigma in ((1.0, 1e-3), (0.7, 0.02), (1.0, 0.6), (0.3, 0.05)):
         got = quadrature.posterior_expectation(gm, x, alpha, sigma, _identity)
         assert torch.allclose(got, gm.denoise(x, alpha, sigma), rtol=1e-8, atol=1e-10), (alpha, sigma)
+
+
+def test_narrow_likelihood_at_small_alpha():
+    """x_t = 0.3 x0 + 1e-5 eps: the likelihood in x0 has width sigma/alpha = 3.3e-5, 180 times finer than the scouting
+    grid over the prior; only a window of +-14 such widths around x/alpha finds the whole posterior."""
+    gm = GaussianMixture(torch.tensor([0.3, 0.7], dtype=F64), torch.tensor([[-1.0], [0.5]], dtype=F64), torch.tensor([[1.0], [0.8]], dtype=F64))
+    x = torch.tensor([[0.1], [-0.2]], dtype=F64)
+    got = quadrature.posterior_expectation(gm, x, 0.3, 1e-5, _identity)
+    assert torch.allclose(got, gm.denoise(x, 0.3, 1e-5), rtol=1e-10, atol=1e-14)
