@@ -147,6 +147,7 @@ def test_markdown_marks_winners_and_flips():
     assert f"{0.32:.3g} ± {0.05:.2g}" in md
     amed = next(line for line in lines if line.startswith(f"| {T.LABELS['amed']} |"))
     assert "| — |" in amed and "**—**" not in md  # a missing entry, never bold
+    assert heun.count("**") == 2  # exactly one bold cell (NFE 15) in Heun's RMS row
 
 
 def test_summary_sentences_are_computed():
@@ -186,3 +187,41 @@ def test_run_on_a_tiny_setting_without_amed():
     fr = res["frechet"]["d=2"]
     assert len(fr["exact samples"]["3"]["values"]) == 2 and fr["heun"]["4"]["half"] >= 0
     assert res["seconds"]["d=2"] > 0 and res["device"] == "cpu"
+
+
+def test_orderings_budget_limits():
+    """The DDIM ordering is checked up to NFE 5 and AMED's up to NFE 9, the paper's ranges: at NFE 6 and 10 they are absent."""
+    r = _results()
+    r["nfe"] = [3, 5, 6, 9, 10, 15]
+    for lab, row in r["tables"]["d=2"].items():
+        for k in ("6", "9", "10"):
+            row[k] = 1.0 + 0.01 * len(lab) + 0.001 * int(k)
+    o = {x["nfe"]: x for x in T.orderings(r)}
+    assert "ddim<heun,dpm2" in o[5] and "ddim<heun,dpm2" not in o[6]
+    assert "amed_best" in o[9] and "amed_best" not in o[10]
+
+
+def test_run_reports_flips_and_frechet_up_to_the_dimension_limit():
+    """Mode flips recomputed here (largest responsibility of the law at sigma_min, output against reference); the Fréchet
+    column exists when d <= frechet_max_dim (here equal) and the timings are durations."""
+    res = T.run(dims=(2,), nfes=(3,), points=8, train_points=4, amed_max_nfe=0, frechet_seeds=2, frechet_points=16, frechet_max_dim=2)
+    assert "d=2" in res["frechet"] and 0 < res["seconds"]["d=2"] < 600
+    gm = random_mixture(T.K, 2, seed=2)
+    end = gm.diffuse(1.0, T.SIGMA_MIN)
+    x = T.SIGMA_MAX * torch.randn(8, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    ref = T.solve_pf_ode(gm.denoise, x, T.SIGMA_MAX, T.SIGMA_MIN, rtol=1e-8, atol=1e-8)
+    out = S.sample_euler(T.edm_denoiser(gm), x, T.grid(3), require_zero=False)
+    flips = int((end.responsibilities(out).argmax(-1) != end.responsibilities(ref).argmax(-1)).sum())
+    assert res["flips"]["d=2"]["euler"]["3"] == flips
+    assert 0 < flips < 8  # a 3-step Euler run on 8 points flips some, not all (else the count could not tell)
+    res1 = T.run(dims=(2,), nfes=(3,), points=4, train_points=4, amed_max_nfe=0, frechet_seeds=2, frechet_points=8, frechet_max_dim=1)
+    assert res1["frechet"] == {}
+
+
+def test_summary_counts_overlaps():
+    r = _results()
+    fr = r["frechet"]["d=2"]
+    fr["amed"]["3"] = {"mean": fr["ipndm"]["3"]["mean"] + 0.01, "half": 0.05}  # now both pairs overlap
+    s = T.summary(r)
+    assert (f"Fréchet distance: {T.LABELS['amed']} beats {T.LABELS['ipndm']} at 0 of 2 of those pairs "
+            "(worse at 0, within each other's 95% intervals at 2).") in s
