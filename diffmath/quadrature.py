@@ -9,6 +9,7 @@ C18.1, C18.2) and in the tests.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -30,32 +31,54 @@ def _log_weights(gm: GaussianMixture, grid: torch.Tensor, xi: torch.Tensor, alph
 def _window(gm: GaussianMixture, xi: torch.Tensor, alpha: float, sigma: float, n: int, width: float) -> list[torch.Tensor]:
     r"""The integration grid for one point, per axis, found without the closed forms in two passes.
 
-    Pass 1 evaluates the unnormalised log posterior on a scouting grid per axis: ``max(101, n // 4)`` points over
-    the hull of the prior's range (means +- ``width`` sd) and the likelihood's window (:math:`x/\alpha` +- ``width``
-    :math:`\sigma/\alpha`), plus as many over the likelihood's window alone (which may be far narrower).
-    Pass 2 spreads ``n`` points over the box where the log posterior is within :math:`\text{width}^2/2` (98)
-    of its maximum, widened on each side to the next scouting node (where the threshold is crossed). Neither
-    window alone is enough: the likelihood's window misses the posterior of a point far in the prior's tail (the prior can grow by far
-    more than :math:`e^{98}` across it: at :math:`x = 40`, :math:`\sigma = 0.3` for a unit prior at 0 the
-    posterior mean lies 2.8 posterior standard deviations outside it), and the prior's range is far too
-    coarse for a narrow likelihood.
+    Pass 1 evaluates the unnormalised log posterior on a scouting grid per axis, ``max(101, n // 4)`` points on
+    each of: the prior's range (means +- ``width`` sd); the likelihood's window (:math:`x/\alpha` +- ``width``
+    :math:`\sigma/\alpha`) cut to the prior's range, or, when the two are disjoint (a point far in the prior's
+    tail), the whole window and the gap between it and the prior's range, where the posterior then lies. A
+    likelihood too wide to place in float64 (:math:`\alpha` near 0) is flat across the prior and adds nothing.
+    Where the region within :math:`\text{width}^2/2` (98) of the maximum reaches the edge of the scouted
+    range (a far point's posterior in the prior's tail can reach past the prior's range), that side is scouted
+    further, doubling its span, until it does not. Pass 2 spreads ``n`` points over the box of that region,
+    widened on each side to the next scouting node (where the threshold is crossed). Neither
+    window alone is enough: the likelihood's window misses the posterior of a point far in the prior's tail (the
+    prior can grow by far more than :math:`e^{98}` across it: at :math:`x = 40`, :math:`\sigma = 0.3` for a unit
+    prior at 0 the posterior mean lies 2.8 posterior standard deviations outside it), and the prior's range is
+    far too coarse for a narrow likelihood.
     """
     d = gm.dim
     m = max(101, n // 4)  # scouting points per window
     scout = []
     for j in range(d):
         lo, hi = _prior_range(gm, j, width)
-        if alpha > 0:
-            c, half = xi[0, j].item() / alpha, width * sigma / alpha
-            lo, hi = min(lo, c - half), max(hi, c + half)
-            axis = torch.cat([torch.linspace(lo, hi, m, dtype=gm.dtype, device=gm.device),
-                              torch.linspace(c - half, c + half, m, dtype=gm.dtype, device=gm.device)])
-        else:
-            axis = torch.linspace(lo, hi, m, dtype=gm.dtype, device=gm.device)
-        scout.append(torch.unique(axis))
-    grid = torch.cartesian_prod(*scout).reshape(-1, d)
-    logw = _log_weights(gm, grid, xi, alpha, sigma)[0]
-    keep = grid[logw >= logw.max() - width**2 / 2]
+        parts = [torch.linspace(lo, hi, m, dtype=gm.dtype, device=gm.device)]
+        c, half = (xi[0, j].item() / alpha, width * sigma / alpha) if alpha > 0 else (math.nan, math.nan)
+        if math.isfinite(c - half) and math.isfinite(c + half):  # else the likelihood is flat across the prior
+            wlo, whi = max(lo, c - half), min(hi, c + half)
+            if wlo >= whi:  # disjoint: the likelihood's own window, and the gap between it and the prior's range
+                wlo, whi = c - half, c + half
+                glo, ghi = (hi, wlo) if wlo > hi else (whi, lo)
+                parts.append(torch.linspace(glo, ghi, m, dtype=gm.dtype, device=gm.device))
+            parts.append(torch.linspace(wlo, whi, m, dtype=gm.dtype, device=gm.device))
+        scout.append(torch.unique(torch.cat(parts)))
+    for _ in range(60):  # the kept region must not touch the scouted one: else extend that side and look again
+        grid = torch.cartesian_prod(*scout).reshape(-1, d)
+        logw = _log_weights(gm, grid, xi, alpha, sigma)[0]
+        keep = grid[logw >= logw.max() - width**2 / 2]
+        grown = False
+        for j in range(d):
+            ax = scout[j]
+            span = (ax[-1] - ax[0]).item()
+            if keep[:, j].min() <= ax[0]:
+                scout[j] = torch.cat([torch.linspace(ax[0].item() - span, ax[0].item(), m, dtype=gm.dtype, device=gm.device)[:-1], ax])
+                grown = True
+            if keep[:, j].max() >= ax[-1]:
+                ax = scout[j]
+                scout[j] = torch.cat([ax, torch.linspace(ax[-1].item(), ax[-1].item() + span, m, dtype=gm.dtype, device=gm.device)[1:]])
+                grown = True
+        if not grown:
+            break
+    else:
+        raise RuntimeError("quadrature: the posterior's region kept growing; is the log density finite?")
     axes = []
     for j in range(d):
         # the threshold is crossed between the outermost kept node and the next scouting node: widen to that node

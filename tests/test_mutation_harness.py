@@ -105,7 +105,7 @@ def test_clear_memos_forgets_derivations_and_function_caches():
     claim = registry._REGISTRY["C16.3"]
     first = claim.derivation
     part16.running_example()
-    assert "C16.3" in registry._DERIVATIONS and part16.running_example.cache_info().currsize == 1
+    assert "C16.3" in registry._DERIVATIONS and part16.running_example.cache_info().currsize >= 1
     mutation.clear_memos()
     assert "C16.3" not in registry._DERIVATIONS and part16.running_example.cache_info().currsize == 0
     assert claim.derivation is not first  # built again
