@@ -231,13 +231,19 @@ class Derivation:
         object.__setattr__(self, "setting", setting)
 
     def failures(self) -> list[str]:
-        """Messages for the steps sympy could not verify (empty when all hold)."""
-        out = []
-        for i, step in enumerate(self.steps, 1):
-            msg = step.failure()
-            if msg is not None:
-                out.append(f"step {i}: {msg}")
-        return out
+        """Messages for the steps sympy could not verify (empty when all hold).
+
+        Computed once per derivation object (the steps are immutable; sympy takes seconds on the longest
+        derivations, which the claim check, the book and the tests all ask for)."""
+        memo = self.__dict__.get("_failures")
+        if memo is None:
+            memo = []
+            for i, step in enumerate(self.steps, 1):
+                msg = step.failure()
+                if msg is not None:
+                    memo.append(f"step {i}: {msg}")
+            object.__setattr__(self, "_failures", memo)
+        return list(memo)
 
     def verify(self) -> bool:
         return not self.failures()

@@ -202,3 +202,18 @@ def test_gaussian_expectation_moments(expr, expected):
     from diffmath.symbolic import gaussian_expectation
 
     assert gaussian_expectation(expr, [sp.Symbol("z1"), sp.Symbol("z2")]) == expected
+
+
+def test_failures_are_computed_once_per_derivation():
+    calls = []
+
+    class Counting(Step):
+        def failure(self):
+            calls.append(1)
+            return super().failure()
+
+    d = Derivation([Counting((x + y) ** 2, x**2 + 2 * x * y + y**2), Counting(x, x + 1)])
+    first = d.failures()
+    assert first == d.failures() and len(calls) == 2 and len(first) == 1
+    first.append("changed by the caller")
+    assert len(d.failures()) == 1  # a copy is returned
