@@ -35,9 +35,3 @@ def device(request):
     """Every device a numeric test runs on: cpu always, cuda when torch sees one."""
     return request.param
 
-
-def pytest_collection_modifyitems(session, config, items):
-    """The browser test first: its session fixture builds the whole book (computing the experiments), the longest
-    single piece of the suite, so under ``--dist loadfile`` the worker that takes it should start with it while the
-    other workers share the remaining files."""
-    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/test_browser.py") else 1)
