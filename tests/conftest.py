@@ -34,4 +34,3 @@ if _WORKERS > 1:
 def device(request):
     """Every device a numeric test runs on: cpu always, cuda when torch sees one."""
     return request.param
-
