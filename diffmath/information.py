@@ -175,8 +175,12 @@ def gaussian_entropy_bits(law) -> float:
     r"""Differential entropy :math:`h=\tfrac12\sum_i\log_2(2\pi e\lambda_i)` in bits of a
     :class:`~diffmath.images.GaussianImage` (every channel counted: :math:`C` copies of the spectrum)."""
     law = _law(law)
-    lam = law.eigenvalues
-    return law.shape[0] * 0.5 * (lam.numel() * LOG2_2PIE + torch.log2(lam).sum().item())
+    return _entropy_of_spectrum(law.eigenvalues, law.shape[0])
+
+
+def _entropy_of_spectrum(lam: torch.Tensor, channels: int) -> float:
+    r""":math:`C\cdot\tfrac12\sum_i\log_2(2\pi e\lambda_i)`: the one place of the Gaussian entropy formula."""
+    return channels * 0.5 * (lam.numel() * LOG2_2PIE + torch.log2(lam).sum().item())
 
 
 def conditional_std(law) -> float:
@@ -240,12 +244,10 @@ def quantised_entropy_bits(law, delta: float = 1.0) -> QuantisedEntropy:
     only lower the entropy)."""
     law = _law(law)
     delta = _positive_float(delta, "delta")
-    C = law.shape[0]
-    lam = law.eigenvalues
     d = law.dim
     log_delta = d * math.log2(delta)
     lower = gaussian_entropy_bits(law) - log_delta
-    upper = C * 0.5 * (lam.numel() * LOG2_2PIE + torch.log2(lam + delta**2 / 12).sum().item()) - log_delta
+    upper = _entropy_of_spectrum(law.eigenvalues + delta**2 / 12, law.shape[0]) - log_delta  # covariance widened by the cube's
     return QuantisedEntropy(lower=lower, upper=upper, dim=d, delta=delta, conditional_std=conditional_std(law))
 
 
