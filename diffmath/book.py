@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -426,11 +425,6 @@ def generate(book_dir=None, ledger_path=None, claims: Optional[Sequence] = None,
 # ----------------------------------------------------------------------------------------------
 
 
-def _jupyter_book() -> list[str]:
-    exe = Path(sys.executable).with_name("jupyter-book")
-    return [str(exe)] if exe.exists() else [shutil.which("jupyter-book") or "jupyter-book"]
-
-
 def run_verify(ledger_path, select: Iterable[str] = (), jobs: Optional[int] = None) -> int:
     """``python -m diffmath verify --json LEDGER -j N [SELECT...]``; its exit status.
 
@@ -471,18 +465,54 @@ def build_stamp(book_dir, ledger_path) -> str:
     return h.hexdigest()
 
 
-def run_jupyter_book(book_dir, strict: bool = True, output_dir=None) -> int:
-    """``jupyter-book build BOOK`` (``-W -n --keep-going`` when strict); its exit status."""
-    cmd = [*_jupyter_book(), "build", str(book_dir)]
+#: ``python -c`` this, N, jupyter-book's arguments: jupyter-book's command line with Sphinx reading in N
+#: processes (a separate interpreter that does not import diffmath, so torch stays out of Sphinx's forks)
+JUPYTER_BOOK_PARALLEL = """
+import functools, sys
+import jupyter_book.sphinx
+from jupyter_book.cli.main import main
+jobs = int(sys.argv.pop(1))
+jupyter_book.sphinx.build_sphinx = functools.partial(jupyter_book.sphinx.build_sphinx, jobs=jobs)
+main(prog_name="jupyter-book")
+"""
+
+
+def book_jobs() -> int:
+    """How many processes Sphinx reads the book's documents in: ``$DIFFMATH_BOOK_JOBS``, else twice the CPUs
+    (at most 8). Reading a chapter executes its code, and Sphinx hands each process a fixed chunk of the
+    documents (about ``n_documents / jobs``), so more chunks than cores balance the chapters better."""
+    env = os.environ.get("DIFFMATH_BOOK_JOBS")
+    if env:
+        jobs = int(env)
+        if jobs < 1:
+            raise ValueError(f"DIFFMATH_BOOK_JOBS must be a positive integer, got {env!r}")
+        return jobs
+    return min(8, 2 * (os.cpu_count() or 1))
+
+
+def run_jupyter_book(book_dir, strict: bool = True, output_dir=None, jobs: Optional[int] = None) -> int:
+    """``jupyter-book build BOOK`` (``-W -n --keep-going`` when strict), its documents read (and the chapters
+    executed) in ``jobs`` parallel processes (default :func:`book_jobs`); its exit status.
+
+    jupyter-book 1.x has no ``-j`` option, but its build function passes ``jobs`` on to Sphinx: this runs
+    jupyter-book's command line (:data:`JUPYTER_BOOK_PARALLEL`) with that argument set; the book's
+    ``_ext/diffmath_parallel.py`` makes the parallel read possible. The chapters' kernels get
+    ``OMP_NUM_THREADS = cpus // jobs`` (at least 1) unless the caller set it, so that parallel kernels do not
+    oversubscribe the cores."""
+    jobs = book_jobs() if jobs is None else int(jobs)
+    if jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs}")
+    cmd = [sys.executable, "-c", JUPYTER_BOOK_PARALLEL, str(jobs), "build", str(book_dir)]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     if output_dir is not None:
         cmd += ["--path-output", str(output_dir)]
-    print("$", " ".join(cmd), flush=True)
+    print("$ jupyter-book", " ".join(cmd[4:]), f"  (Sphinx reading in {jobs} processes)", flush=True)
     env = dict(os.environ)
     # The chapters' figures come from matplotlib's inline backend in the kernel; a non-interactive
     # MPLBACKEND inherited from the caller (Agg, say) would silently drop every figure.
     env.pop("MPLBACKEND", None)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
     return subprocess.call(cmd, env=env)
 
 

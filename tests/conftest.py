@@ -34,3 +34,10 @@ if _WORKERS > 1:
 def device(request):
     """Every device a numeric test runs on: cpu always, cuda when torch sees one."""
     return request.param
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The browser test's file first: its session fixture builds the whole book (the experiments, the claim
+    checks, every chapter's code), the longest chain of the suite, so under ``--dist loadfile`` the worker
+    that takes it starts with it while the other workers share the remaining files."""
+    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/test_browser.py") else 1)

@@ -8,6 +8,7 @@ what it wrote. The full build, rendered in a browser, is ``test_browser.py``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -297,3 +298,96 @@ def test_claim_page_says_which_steps_are_assumed_and_states_the_hypotheses():
     plain = Claim(id="C99.3", title="t", statement="s", source=Source(part=16), kind=Kind.IDENTITY, chapter="nowhere",
                   derive=lambda: Derivation([Step(sp.Derivative(x**2, x), 2 * x)]))
     assert "sympy verified every one" in book.claim_page(plain, fake_outcome(plain), set())
+
+
+# ----------------------------------------------------------------------------------------------
+# the parallel read of the book (run_jupyter_book, book/_ext/diffmath_parallel.py)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_book_jobs_from_the_environment(monkeypatch):
+    monkeypatch.delenv("DIFFMATH_BOOK_JOBS", raising=False)
+    assert book.book_jobs() == min(8, 2 * (os.cpu_count() or 1))
+    monkeypatch.setenv("DIFFMATH_BOOK_JOBS", "3")
+    assert book.book_jobs() == 3
+    monkeypatch.setenv("DIFFMATH_BOOK_JOBS", "0")
+    with pytest.raises(ValueError, match="DIFFMATH_BOOK_JOBS"):
+        book.book_jobs()
+    with pytest.raises(ValueError, match="jobs"):
+        book.run_jupyter_book("unused", jobs=0)
+
+
+def test_run_jupyter_book_passes_jobs_to_sphinx(monkeypatch, tmp_path):
+    """The command runs jupyter-book's own command line with build_sphinx's ``jobs`` set: executed here with a
+    stand-in build_sphinx that records what it was given."""
+    calls = {}
+
+    def fake_call(cmd, env):
+        calls["cmd"], calls["env"] = cmd, env
+        return 0
+
+    monkeypatch.setattr(book.subprocess, "call", fake_call)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert book.run_jupyter_book(tmp_path, strict=True, jobs=3) == 0
+    cmd = calls["cmd"]
+    assert cmd[1] == "-c" and cmd[3:] == ["3", "build", str(tmp_path), "-W", "-n", "--keep-going"]
+    assert calls["env"]["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 3))
+    # run the snippet with jupyter-book's build_sphinx replaced by a recorder
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import json, sys, jupyter_book.sphinx as s\n"
+        "def fake(*args, **kw):\n"
+        "    print('JOBS', json.dumps(kw.get('jobs')))\n"
+        "    raise SystemExit(0)\n"
+        "s.build_sphinx = fake\n"
+        f"sys.argv = ['-c', '3', 'build', {str(tmp_path / 'bk')!r}]\n"
+        f"exec(compile({book.JUPYTER_BOOK_PARALLEL!r}, 'snippet', 'exec'))\n"
+    )
+    (tmp_path / "bk").mkdir()
+    (tmp_path / "bk" / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
+    (tmp_path / "bk" / "intro.md").write_text("# intro\n")
+    out = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True, timeout=120)
+    assert "JOBS 3" in out.stdout, out.stdout + out.stderr
+
+
+def _parallel_extension():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("diffmath_parallel", BOOK / "_ext" / "diffmath_parallel.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_parallel_extension_declares_only_undeclared_extensions():
+    """Only an extension that declared nothing is marked safe; one that declared itself unsafe stays unsafe."""
+    from types import SimpleNamespace
+
+    mod = _parallel_extension()
+    undeclared, unsafe = mod.PARALLEL_SAFE
+    app = SimpleNamespace(
+        extensions={
+            undeclared: SimpleNamespace(parallel_read_safe=None, parallel_write_safe=None),
+            unsafe: SimpleNamespace(parallel_read_safe=False, parallel_write_safe=None),
+            "other": SimpleNamespace(parallel_read_safe=None, parallel_write_safe=None),
+        }
+    )
+    mod._declare(app)
+    assert app.extensions[undeclared].parallel_read_safe is True and app.extensions[undeclared].parallel_write_safe is True
+    assert app.extensions[unsafe].parallel_read_safe is False and app.extensions[unsafe].parallel_write_safe is True
+    assert app.extensions["other"].parallel_read_safe is None
+
+
+def test_parallel_extension_gives_sphinx_proof_an_empty_merge():
+    """After setup, sphinx-proof's domain merges (nothing) instead of raising NotImplementedError."""
+    from types import SimpleNamespace
+
+    from sphinx.domains import Domain
+    from sphinx_proof.domain import ProofDomain
+
+    connected = []
+    app = SimpleNamespace(connect=lambda event, fn: connected.append(event))
+    meta = _parallel_extension().setup(app)
+    assert meta == {"parallel_read_safe": True, "parallel_write_safe": True} and connected == ["builder-inited"]
+    assert ProofDomain.merge_domaindata is not Domain.merge_domaindata
+    assert ProofDomain.merge_domaindata(None, {"a"}, {"version": 0}) is None

@@ -187,9 +187,8 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory):
-    """Headless Debian Chromium through chromedriver; skipped (or failed in CI) when missing."""
+def _chromium_paths() -> tuple[str, str]:
+    """Debian's chromium and chromedriver; skipped (or failed in CI) when missing."""
     chromium = _binary("DIFFMATH_CHROMIUM", "/usr/bin/chromium", "chromium")
     driver_path = _binary("DIFFMATH_CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver")
     if chromium is None or driver_path is None:
@@ -198,7 +197,12 @@ def browser(tmp_path_factory):
         if os.environ.get("DIFFMATH_REQUIRE_BROWSER") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
-    webdriver = pytest.importorskip("selenium.webdriver")
+    return chromium, driver_path
+
+
+def _start_browser(chromium: str, driver_path: str, profile: Path):
+    """One headless Chromium through chromedriver."""
+    from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
@@ -214,16 +218,13 @@ def browser(tmp_path_factory):
         "--disable-component-update",
         "--disable-sync",
         "--window-size=1280,900",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+        f"--user-data-dir={profile}",
     ):
         opts.add_argument(arg)
     drv = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
     drv.set_script_timeout(90)
     drv.set_page_load_timeout(90)
-    try:
-        yield drv
-    finally:
-        drv.quit()
+    return drv
 
 
 @pytest.fixture(scope="session")
@@ -274,38 +275,91 @@ _RAW_TEX = [
 ]
 
 
-@pytest.mark.browser
-@pytest.mark.parametrize("page", PAGES)
-def test_page_math_is_typeset(browser, server, built_book, page):
-    source = (built_book["html"] / f"{page}.html").read_text(encoding="utf8")
-    has_math = bool(re.search(r'class="math\b|class="[^"]*\bmath notranslate', source))
-
-    browser.set_window_size(1280, 900)
-    browser.get(f"{server}/{page}.html")
-    status = browser.execute_async_script(_WAIT_FOR_MATHJAX)
-    n_typeset = len(browser.find_elements("css selector", "mjx-container"))
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    height = browser.execute_script("return Math.min(document.documentElement.scrollHeight, 12000)")
-    browser.set_window_size(1280, max(900, int(height)))
-    browser.save_screenshot(str(ARTIFACTS / f"book-{page}.png"))
-    browser.set_window_size(1280, 900)
-
-    if has_math:
-        assert status == "typeset", f"{page}: MathJax status {status!r}"
-        assert n_typeset > 0, f"{page}: the page has math but no mjx-container"
-    errors = [e.text for e in browser.find_elements("css selector", "mjx-merror")]
-    assert not errors, f"{page}: MathJax errors {errors[:5]}"
-
-    prose = browser.execute_script(_VISIBLE_PROSE)
-    for pattern, what in _RAW_TEX:
-        hits = sorted({m.group(0) for m in pattern.finditer(prose)})
-        assert not hits, f"{page}: raw TeX left in the text ({what}): {hits[:10]}"
-
-    origin = server + "/"
-    loaded = browser.execute_script(
+def _render(drv, server: str, html: Path, page: str) -> dict:
+    """Open one page, wait for MathJax, keep a screenshot; what the page test asserts on."""
+    source = (html / f"{page}.html").read_text(encoding="utf8")
+    out = {"has_math": bool(re.search(r'class="math\b|class="[^"]*\bmath notranslate', source))}
+    drv.set_window_size(1280, 900)
+    drv.get(f"{server}/{page}.html")
+    out["status"] = drv.execute_async_script(_WAIT_FOR_MATHJAX)
+    out["n_typeset"] = len(drv.find_elements("css selector", "mjx-container"))
+    height = drv.execute_script("return Math.min(document.documentElement.scrollHeight, 12000)")
+    drv.set_window_size(1280, max(900, int(height)))
+    drv.save_screenshot(str(ARTIFACTS / f"book-{page}.png"))
+    drv.set_window_size(1280, 900)
+    out["errors"] = [e.text for e in drv.find_elements("css selector", "mjx-merror")]
+    out["prose"] = drv.execute_script(_VISIBLE_PROSE)
+    out["loaded"] = drv.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name)"
         ".concat([...document.scripts].map(s => s.src).filter(Boolean))"
     )
-    remote = [u for u in loaded if not u.startswith((origin, "data:", "blob:", "about:"))]
+    return out
+
+
+def browser_count() -> int:
+    """Browsers opened side by side: ``$DIFFMATH_BROWSERS``, else the CPUs (at most 4)."""
+    return int(os.environ.get("DIFFMATH_BROWSERS") or min(4, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory, server, built_book) -> dict:
+    """Every page of the table of contents opened in headless Chromium, :func:`browser_count` browsers side by
+    side (each in its own thread, taking the next page from a shared queue): {page: what :func:`_render` saw,
+    or the exception it raised}."""
+    import queue
+
+    chromium, driver_path = _chromium_paths()
+    pytest.importorskip("selenium.webdriver")
+    ARTIFACTS.mkdir(exist_ok=True)
+    todo: queue.Queue = queue.Queue()
+    for page in sorted(PAGES, key=lambda p: -(built_book["html"] / f"{p}.html").stat().st_size):  # largest first
+        todo.put(page)
+    results: dict = {}
+    profiles = [tmp_path_factory.mktemp(f"chromium-profile-{i}") for i in range(browser_count())]
+
+    def work(profile: Path) -> None:
+        failure = None
+        try:
+            drv = _start_browser(chromium, driver_path, profile)
+        except Exception as exc:  # reported by every page this browser would have opened
+            drv, failure = None, exc
+        try:
+            while True:
+                try:
+                    page = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    results[page] = failure if drv is None else _render(drv, server, built_book["html"], page)
+                except Exception as exc:
+                    results[page] = exc
+        finally:
+            if drv is not None:
+                drv.quit()
+
+    threads = [threading.Thread(target=work, args=(profile,)) for profile in profiles]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("page", PAGES)
+def test_page_math_is_typeset(rendered, server, page):
+    seen = rendered[page]
+    if isinstance(seen, Exception):
+        raise seen
+    if seen["has_math"]:
+        assert seen["status"] == "typeset", f"{page}: MathJax status {seen['status']!r}"
+        assert seen["n_typeset"] > 0, f"{page}: the page has math but no mjx-container"
+    assert not seen["errors"], f"{page}: MathJax errors {seen['errors'][:5]}"
+
+    for pattern, what in _RAW_TEX:
+        hits = sorted({m.group(0) for m in pattern.finditer(seen["prose"])})
+        assert not hits, f"{page}: raw TeX left in the text ({what}): {hits[:10]}"
+
+    origin = server + "/"
+    remote = [u for u in seen["loaded"] if not u.startswith((origin, "data:", "blob:", "about:"))]
     assert not remote, f"{page}: loaded from outside the machine: {remote}"
