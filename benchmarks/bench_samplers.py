@@ -6,7 +6,8 @@ and code version, and cached; the book, claim C21.12 and this script all read it
 script prints the Markdown tables and the paper's orderings, and writes them if asked.
 
     python benchmarks/bench_samplers.py [--dims 2 16 256] [--nfe 3 5 7 9 15 25] [--points 64]
-                                        [--train-points 64] [--device cuda] [--refresh]
+                                        [--train-points 64] [--frechet-seeds 5] [--frechet-points 256]
+                                        [--device cuda] [--refresh]
                                         [--json out.json] [--markdown out.md]
 """
 
@@ -28,13 +29,17 @@ def main(argv=None) -> int:
     p.add_argument("--train-points", type=int, default=d["train_points"])
     p.add_argument("--amed-max-nfe", type=int, default=d["amed_max_nfe"])
     p.add_argument("--ref-tol", type=float, default=d["ref_tol"])
+    p.add_argument("--frechet-max-dim", type=int, default=d["frechet_max_dim"], help="the Frechet column up to this dimension")
+    p.add_argument("--frechet-seeds", type=int, default=d["frechet_seeds"], help="noise sets of the Frechet column")
+    p.add_argument("--frechet-points", type=int, default=d["frechet_points"], help="points per noise set of the Frechet column")
     p.add_argument("--device", default=None, help="cpu (default) or cuda")
     p.add_argument("--refresh", action="store_true", help="recompute even if the cache holds this configuration")
     p.add_argument("--json")
     p.add_argument("--markdown")
     args = p.parse_args(argv)
     config = {"dims": args.dims, "nfes": args.nfe, "points": args.points, "train_points": args.train_points,
-              "amed_max_nfe": args.amed_max_nfe, "ref_tol": args.ref_tol}
+              "amed_max_nfe": args.amed_max_nfe, "ref_tol": args.ref_tol, "frechet_max_dim": args.frechet_max_dim,
+              "frechet_seeds": args.frechet_seeds, "frechet_points": args.frechet_points}
     results = experiments.result("sampler-table", config, args.device, refresh=args.refresh)
     text = experiments.get("sampler-table").markdown(results)
     print(text)

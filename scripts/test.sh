@@ -9,8 +9,10 @@ cd "$ROOT"
 bash scripts/setup.sh
 # Three workers by default (pytest-xdist; on two cores the third runs files while another waits on the cache
 # lock for an experiment the book build is computing), one test file per worker so that the browser test's
-# session fixture builds the book once; pass -n 0 to run serially, or set DIFFMATH_TEST_WORKERS. Each worker
+# session fixture builds the book once, in collection order (--no-loadscope-reorder: xdist would otherwise sort
+# the files by their number of tests; tests/conftest.py puts the browser test's file, the longest chain, first);
+# pass -n 0 to run serially, or set DIFFMATH_TEST_WORKERS. Each worker
 # uses its share of the CPU threads (tests/conftest.py). Expensive results (claim outcomes,
 # experiments) are computed once and shared through the cache in .diffmath-cache (DIFFMATH_CACHE=off
 # disables it).
-exec "${DIFFMATH_VENV:-$ROOT/.venv}/bin/python" -m pytest -n "${DIFFMATH_TEST_WORKERS:-3}" --dist loadfile "$@"
+exec "${DIFFMATH_VENV:-$ROOT/.venv}/bin/python" -m pytest -n "${DIFFMATH_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder "$@"

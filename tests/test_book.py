@@ -241,15 +241,11 @@ def test_citations_exist_in_references_bib():
 
 
 @pytest.mark.slow
-def test_command_line_generate(tmp_path, book_copy, ledger):
-    proc = subprocess.run(
-        [sys.executable, "-m", "diffmath.book", "generate", "--book-dir", str(book_copy), "--ledger", str(ledger),
-         "--no-experiments"],
-        capture_output=True, text=True, check=True,
-    )
-    assert "wrote" in proc.stdout
+def test_command_line_generate(tmp_path, book_copy, ledger, capsys):
+    """``python -m diffmath.book generate`` (its parser and main, in process)."""
+    assert book.main(["generate", "--book-dir", str(book_copy), "--ledger", str(ledger), "--no-experiments"]) == 0
+    assert "wrote" in capsys.readouterr().out
     assert len(list((book_copy / "_generated" / "claims").glob("*.md"))) == len(all_claims())
-
 
 
 def test_experiments_are_written_for_the_chapters(tmp_path, book_copy, monkeypatch):

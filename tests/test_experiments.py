@@ -1,8 +1,6 @@
 """diffmath.experiments: the registry, configurations, caching through result(), the command line."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -61,14 +59,23 @@ def test_the_book_experiments_are_registered():
         json.dumps(e.defaults)  # configurations are JSON (they key the cache)
 
 
-@pytest.mark.slow
-def test_command_line(tmp_path):
-    env = {"DIFFMATH_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "diffmath", "experiments", *a], capture_output=True, text=True, env=env)  # noqa: E731
-    out = run("list")
-    assert out.returncode == 0 and "sampler-table" in out.stdout and "not computed" in out.stdout
-    out = run("run", "resolution-shift", "--json", str(tmp_path / "r.json"))
-    assert out.returncode == 0 and "computed" in out.stdout
+def test_command_line(tmp_path, monkeypatch, capsys):
+    """``diffmath experiments list | run | clear`` (in process: ``tests/test_cli.py`` runs ``python -m diffmath``)."""
+    from diffmath import cli
+
+    monkeypatch.setenv("DIFFMATH_CACHE", str(tmp_path / "cache"))
+
+    def run(*args):
+        code = cli.main(["experiments", *args])
+        return code, capsys.readouterr().out
+
+    code, out = run("list")
+    assert code == 0 and "sampler-table" in out and "not computed" in out
+    code, out = run("run", "resolution-shift", "--json", str(tmp_path / "r.json"))
+    assert code == 0 and "computed" in out and "read from the cache" not in out
     assert json.loads((tmp_path / "r.json").read_text())["rows"]
-    assert "read from the cache" in run("run", "resolution-shift").stdout
-    assert "removed" in run("clear").stdout
+    assert "read from the cache" in run("run", "resolution-shift")[1]
+    code, out = run("list")
+    assert code == 0 and "resolution-shift" in out
+    assert "removed" in run("clear")[1]
+    assert "not computed" in run("list")[1]

@@ -211,13 +211,15 @@ def test_benchmark_runs_on_a_tiny_setting(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out_json, out_md = tmp_path / "t.json", tmp_path / "t.md"
-    argv = ["--dims", "2", "--nfe", "3", "4", "--points", "4", "--train-points", "4", "--json", str(out_json), "--markdown", str(out_md)]
+    argv = ["--dims", "2", "--nfe", "3", "4", "--points", "4", "--train-points", "4", "--frechet-seeds", "2", "--frechet-points", "16",
+            "--json", str(out_json), "--markdown", str(out_md)]
     assert bench.main(argv) == 0
     results = json.loads(out_json.read_text())
     table = results["tables"]["d=2"]
     assert set(table) == {label for label, _, _ in sampler_table.ROWS}
     assert all(v is not None and v >= 0 and math.isfinite(v) for row in table.values() for v in row.values())
     assert set(results["train_seconds"]["d=2"]) == {"amed", "amed_plugin"}
+    assert all(len(v["3"]["values"]) == 2 for v in results["frechet"]["d=2"].values())  # --frechet-seeds reached the run
     assert "| Euler (= DDIM) |" in out_md.read_text()
 
 
