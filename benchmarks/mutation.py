@@ -16,7 +16,7 @@ once, not once per mutant):
    exchanged, a unary minus or ``not`` dropped, every number ``c`` replaced by ``c + 1`` and every
    ``True``/``False`` negated. A line ending in ``# pragma: no mutate`` is left alone, and so are the arguments of
    seeding calls (:data:`SEED_CALLS`: a seed's value is arbitrary).
-2. **Which tests.** The quick tier (``-m "not slow and not browser"``) runs once under coverage with
+2. **Which tests.** The quick tier (``-m "not slow and not browser and not repository"``) runs once under coverage with
    one context per test, giving for each line the tests that execute it, and each test's duration.
    The map is kept in ``.mutation-cache/`` and rebuilt when the package or the tests change.
 3. **Runs.** For each mutant a child is forked from a parent that has imported the package and every
@@ -65,7 +65,7 @@ CORE = ("mixture", "schedules", "parametrisation", "flows", "samplers", "amed", 
 #: modules that are tooling rather than mathematics (CLI, book build, cache, hypothesis strategies):
 #: mutated only when named
 TOOLING = ("cli", "book", "cache", "experiments", "strategies", "__main__", "__init__", "claims.__init__")
-QUICK = ["-m", "not slow and not browser"]
+QUICK = ["-m", "not slow and not browser and not repository"]  # repository: a stored result's key, not mathematics
 
 _BINOP_SWAP = {
     ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,

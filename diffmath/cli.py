@@ -8,8 +8,8 @@ fails. Selectors are claim ids (``C0.3``), parts (``C0``) or chapter names (``to
 verifies in N processes (same ledger, same order); outcomes of unchanged code come from the ledger
 cache (:mod:`diffmath.cache`) unless ``--no-cache``.
 
-``diffmath experiments list | run [NAME ...] [--device DEV] [--refresh] [--json PATH] | clear [NAME ...]``
-lists, computes (or reads from the cache) and removes the registered experiments
+``diffmath experiments list | run [NAME ...] [--device DEV] [--refresh] [--json PATH] | store [NAME ...] | clear [NAME ...]``
+lists, computes (or reads from the cache), stores with the code and removes the registered experiments
 (:mod:`diffmath.experiments`).
 """
 
@@ -166,10 +166,14 @@ def cmd_experiments(args) -> int:
     if args.action == "list":
         for exp in E.all_experiments():
             state = "cached" if E.is_cached(exp.name, device=args.device) else "not computed"
-            print(f"{exp.name:<20} v{exp.version}  [{state}]  {exp.description}")
+            print(f"{exp.name:<20} v{exp.version}  [{state}; stored: {E.stored_state(exp.name)}]  {exp.description}")
         return 0
     if args.action == "clear":
         print(f"removed {E.clear(args.names)} cache files")
+        return 0
+    if args.action == "store":
+        for path in E.store(args.names):
+            print(f"stored {path} (commit it with the code that computed it)")
         return 0
     names = args.names or [e.name for e in E.all_experiments()]
     out = {}
@@ -196,8 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("-j", "--jobs", type=int, default=1, help="verify in this many processes (default 1)")
     v.add_argument("--no-cache", action="store_true", help="recompute every claim instead of reading the ledger cache")
     v.set_defaults(func=cmd_verify)
-    ex = sub.add_parser("experiments", help="list, run or clear the cached experiments")
-    ex.add_argument("action", choices=("list", "run", "clear"))
+    ex = sub.add_parser("experiments", help="list, run, store or clear the cached experiments")
+    ex.add_argument("action", choices=("list", "run", "store", "clear"),
+                    help="store: write diffmath/_stored/experiments/NAME.json, the result committed with the code")
     ex.add_argument("names", nargs="*", help="experiment names (default: all)")
     ex.add_argument("--device", default=None, help="cpu (default) or cuda")
     ex.add_argument("--refresh", action="store_true", help="recompute even when cached")

@@ -8,16 +8,25 @@ under a lock, so concurrent readers (two pytest workers, ``diffmath verify -j 2`
 compute it once. Claims, chapters, notebooks, benchmarks and ``scripts/device_check.sh`` all read
 experiments through :func:`result`; nothing re-runs a reduced copy.
 
+The cache key's code version covers only what computes the result: the import closure of the experiment's
+``modules`` and this file (:func:`diffmath.cache.code_version`). The result of every experiment's default
+configuration on the CPU is **stored with the code** in ``diffmath/_stored/experiments/<name>.json``
+(``diffmath experiments store`` writes them; commit them with the change that made them): a fresh checkout
+reads them instead of recomputing, as long as none of those modules changed. A stale stored result is not
+read; ``tests/test_experiments.py`` fails until it is stored again, so the suite's time on a fresh clone
+cannot silently grow by the experiments' cost.
+
 An experiment may also render itself as Markdown (``markdown``); the book build writes every
 experiment's JSON and Markdown under ``book/_generated/experiments/`` for the chapters to include.
 
-Command line: ``diffmath experiments list | run [NAME ...] [--device DEV] | clear [NAME ...]``.
+Command line: ``diffmath experiments list | run [NAME ...] [--device DEV] | store [NAME ...] | clear [NAME ...]``.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional
 
 import torch
@@ -25,6 +34,8 @@ import torch
 from diffmath import cache
 
 NAMESPACE = "experiments"
+#: the results stored with the code (default configuration, CPU), one file per experiment
+STORE = Path(__file__).resolve().parent / "_stored" / NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,8 @@ class Experiment:
     markdown: Optional[Callable[[dict], str]] = None
     device_dependent: bool = True
     """Whether the result depends on the device type (float64 results agree across devices only to rounding)."""
+    modules: tuple = ()
+    """The library modules whose code computes the result (with this file, their import closure keys the cache)."""
 
     def key(self, config: dict, device: str) -> dict:
         return {
@@ -46,8 +59,12 @@ class Experiment:
             "version": self.version,
             "config": config,
             "device": torch.device(device).type if self.device_dependent else "any",
-            "code": cache.code_version(),
+            "code": cache.code_version(self.modules, files=[__file__]),
         }
+
+    @property
+    def stored_path(self) -> Path:
+        return STORE / f"{self.name}.json"
 
 
 _REGISTRY: dict[str, Experiment] = {}
@@ -56,6 +73,9 @@ _REGISTRY: dict[str, Experiment] = {}
 def register(exp: Experiment) -> Experiment:
     if exp.name in _REGISTRY and _REGISTRY[exp.name] is not exp:
         raise ValueError(f"experiment {exp.name!r} is registered twice")
+    if not exp.modules:
+        raise ValueError(f"experiment {exp.name!r} must name the modules that compute it (modules=...)")
+    cache.module_files(exp.modules)  # ValueError for a name that is not a module of the package
     _REGISTRY[exp.name] = exp
     return exp
 
@@ -89,14 +109,39 @@ def result(name: str, config: Optional[dict] = None, device=None, *, refresh: bo
     exp = get(name)
     cfg = config_of(name, config)
     dev = str(torch.device(device)) if device is not None else "cpu"
-    value, _ = cache.cached(NAMESPACE, exp.key(cfg, dev), lambda: exp.run(cfg, dev), refresh=refresh)
+    value, _ = cache.cached(NAMESPACE, exp.key(cfg, dev), lambda: exp.run(cfg, dev), refresh=refresh, stored=exp.stored_path)
     return value
 
 
 def is_cached(name: str, config: Optional[dict] = None, device=None) -> bool:
+    """Whether :func:`result` would read rather than compute (from the cache or the stored result)."""
     exp = get(name)
     dev = str(torch.device(device)) if device is not None else "cpu"
-    return cache.read(NAMESPACE, exp.key(config_of(name, config), dev)) is not None
+    return cache.read(NAMESPACE, exp.key(config_of(name, config), dev), stored=exp.stored_path) is not None
+
+
+def stored_state(name: str) -> str:
+    """``"current"``, ``"stale"`` (stored for other code or configuration) or ``"missing"``: the stored result."""
+    exp = get(name)
+    path = exp.stored_path
+    if not path.is_file():
+        return "missing"
+    try:
+        key = json.loads(path.read_text(encoding="utf8")).get("key")
+    except (OSError, ValueError, AttributeError):
+        return "stale"
+    return "current" if key == cache.fingerprint(exp.key(config_of(name), "cpu")) else "stale"
+
+
+def store(names=()) -> list[Path]:
+    """Write the stored result of each experiment (all when empty): its default configuration on the CPU,
+    read from the cache or computed. Returns the files written."""
+    written = []
+    for name in names or [e.name for e in all_experiments()]:
+        exp = get(name)
+        value = result(name, device="cpu")
+        written.append(cache.write_entry(exp.stored_path, exp.key(config_of(name), "cpu"), value))
+    return written
 
 
 def clear(names=()) -> int:
@@ -151,6 +196,7 @@ def _load() -> None:
         run=samplers_run,
         defaults=dict(sampler_table.DEFAULTS),
         markdown=samplers_markdown,
+        modules=("diffmath.sampler_table",),
     ))
     register(Experiment(
         name="resolution-shift",
@@ -159,6 +205,7 @@ def _load() -> None:
         run=lambda cfg, device: snr.shift_experiment(cfg),
         defaults=dict(snr.SHIFT_EXPERIMENT),
         device_dependent=False,
+        modules=("diffmath.snr",),
     ))
     register(Experiment(
         name="upsample-guidance",
@@ -167,4 +214,5 @@ def _load() -> None:
         run=lambda cfg, device: upsample_guidance.guidance_experiment(cfg),
         defaults=dict(upsample_guidance.GUIDANCE_EXPERIMENT),
         device_dependent=False,
+        modules=("diffmath.upsample_guidance",),
     ))

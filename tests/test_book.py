@@ -260,7 +260,8 @@ def test_experiments_are_written_for_the_chapters(tmp_path, book_copy, monkeypat
         calls.append(cfg)
         return {"value": cfg["n"] * 2, "device": device}
 
-    toy = experiments.Experiment("toy-for-book", 1, "a toy", run, defaults={"n": 21}, markdown=lambda r: f"value {r['value']}\n")
+    toy = experiments.Experiment("toy-for-book", 1, "a toy", run, defaults={"n": 21}, markdown=lambda r: f"value {r['value']}\n",
+                                 modules=("diffmath.schedules",))
     monkeypatch.setattr(experiments, "all_experiments", lambda: [toy])
     monkeypatch.setattr(experiments, "get", lambda name: toy)
     book.write_experiments(book_copy)

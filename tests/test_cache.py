@@ -111,3 +111,79 @@ def test_an_unwritable_cache_computes_and_says_so(tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("DIFFMATH_CACHE", str(blocker / "sub"))
     assert cache.cached("ns", {"a": 1}, lambda: {"v": 1}) == ({"v": 1}, False)
     assert "computing without caching" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# code versions of module closures, and entries stored with the code
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_package(tmp_path, monkeypatch):
+    """A package named like ours (the closure follows imports of its own name) with a known import graph:
+    a imports b inside a function, c relatively, and names an attribute of e; d is imported by nobody."""
+    pkg = tmp_path / cache._PACKAGE.name
+    name = pkg.name
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text(f"from . import c\nfrom {name}.e import value\n\ndef f():\n    import {name}.b\n")
+    (pkg / "b.py").write_text("B = 1\n")
+    (pkg / "c.py").write_text("from .sub import g\n")
+    (pkg / "d.py").write_text("D = 1\n")
+    (pkg / "e.py").write_text("value = 1\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "g.py").write_text("import math\n")
+    monkeypatch.setattr(cache, "_PACKAGE", pkg)
+    return pkg
+
+
+def test_module_files_follow_every_import(fake_package):
+    name = fake_package.name
+    rel = lambda paths: sorted(str(p.relative_to(fake_package)) for p in paths)  # noqa: E731
+    assert rel(cache.module_files([f"{name}.a"])) == ["__init__.py", "a.py", "b.py", "c.py", "e.py", "sub/__init__.py", "sub/g.py"]
+    assert rel(cache.module_files([f"{name}.d"])) == ["__init__.py", "d.py"]
+    for bad in ("math", f"{name}.nope", name + "x.a"):
+        with pytest.raises(ValueError, match="modules"):
+            cache.module_files([bad])
+
+
+def test_code_version_of_modules_changes_only_with_their_closure(fake_package):
+    name = fake_package.name
+    v = lambda: cache.code_version([f"{name}.a"])  # noqa: E731
+    v0 = v()
+    (fake_package / "d.py").write_text("D = 2\n")  # outside a's closure
+    assert v() == v0
+    (fake_package / "sub" / "g.py").write_text("import math  # edited\n")  # two imports away
+    v1 = v()
+    assert v1 != v0
+    assert cache.code_version([f"{name}.a"], files=[fake_package / "d.py"]) not in (v0, v1)
+
+
+def test_the_real_closures():
+    """The sampler table's closure holds the samplers it runs and AMED, not the claims or the book."""
+    files = {p.relative_to(cache._PACKAGE).as_posix() for p in cache.module_files(["diffmath.sampler_table"])}
+    assert {"__init__.py", "sampler_table.py", "amed.py", "samplers.py", "mixture.py", "flows.py"} <= files
+    assert not any(f.startswith("claims/") for f in files) and "book.py" not in files
+
+
+def test_stored_entries_are_read_only_when_current(root, tmp_path, capsys):
+    stored = tmp_path / "stored" / "x.json"
+    cache.write_entry(stored, {"k": 1}, {"v": "stored"})
+    calls = []
+    compute = lambda: calls.append(1) or {"v": "computed"}  # noqa: E731
+    assert cache.cached("ns", {"k": 1}, compute, stored=stored) == ({"v": "stored"}, True) and not calls
+    assert cache.read("ns", {"k": 1}, stored=stored) == {"v": "stored"}
+    assert cache.cached("ns", {"k": 2}, compute, stored=stored) == ({"v": "computed"}, False) and calls == [1]  # stale
+    assert cache.cached("ns", {"k": 1}, compute, stored=stored, refresh=True) == ({"v": "computed"}, False)
+    assert "corrupt" not in capsys.readouterr().err  # a stale stored entry is not an error
+    entry = json.loads(stored.read_text())
+    entry["value"] = {"v": "tampered"}
+    stored.write_text(json.dumps(entry))
+    assert cache.read_stored(stored, {"k": 1}) is None and "corrupt" in capsys.readouterr().err
+
+
+def test_stored_entries_are_not_read_with_the_cache_off(tmp_path, monkeypatch):
+    stored = tmp_path / "x.json"
+    cache.write_entry(stored, {"k": 1}, {"v": "stored"})
+    monkeypatch.setenv("DIFFMATH_CACHE", "off")
+    assert cache.cached("ns", {"k": 1}, lambda: {"v": "computed"}, stored=stored) == ({"v": "computed"}, False)
