@@ -38,6 +38,7 @@ def device(request):
 
 def pytest_collection_modifyitems(session, config, items):
     """The browser test's file first: its session fixture builds the whole book (the experiments, the claim
-    checks, every chapter's code), the longest chain of the suite, so under ``--dist loadfile`` the worker
-    that takes it starts with it while the other workers share the remaining files."""
+    checks, every chapter's code), the longest chain of the suite, so under ``--dist loadfile
+    --no-loadscope-reorder`` (scripts/test.sh; without the second option xdist re-sorts the files by their
+    number of tests) the worker that takes it starts with it while the other workers share the remaining files."""
     items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/test_browser.py") else 1)

@@ -5,7 +5,8 @@ A session fixture builds the book exactly as ``scripts/book.sh`` does, minus the
 cache), ``generate`` (the experiments from their cache), ``jupyter-book build -W -n --keep-going`` —
 into a temporary copy of ``book/``, so it works on a fresh clone and leaves the real ``book/_build``
 alone. Then every page of the table of contents is served from 127.0.0.1
-and opened in headless Chromium (Debian's ``chromium`` and ``chromium-driver``). For each page the
+and opened in headless Chromium (Debian's ``chromium`` and ``chromium-driver``; several browsers side by
+side, :func:`browser_count`). For each page the
 test waits for MathJax, then asserts that math was typeset, that no MathJax error and no raw TeX
 is left in the visible text, and that nothing was loaded from outside the machine; it keeps a
 screenshot in ``test-artifacts/``.
