@@ -84,3 +84,22 @@ def test_narrow_likelihood_at_small_alpha():
     x = torch.tensor([[0.1], [-0.2]], dtype=F64)
     got = quadrature.posterior_expectation(gm, x, 0.3, 1e-5, _identity)
     assert torch.allclose(got, gm.denoise(x, 0.3, 1e-5), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("prior_sd, x, alpha, sigma", [(1.0, 0.5, 1.0, 0.3), (2.0, 0.5, 0.8, 0.5), (2.0, -3.0, 1.0, 0.05)])
+def test_window_holds_the_posterior_and_little_else(prior_sd, x, alpha, sigma):
+    """The integration box for a Gaussian prior, whose posterior is N(m, v^2) in closed form: the log posterior is
+    within width^2/2 of its maximum exactly on m +- width v, so the box must hold that interval and may pass it by
+    at most one scouting step (101 points over the likelihood's window, 2 width sigma/alpha, and over the prior's
+    range, 2 width sd: the coarser where the posterior's edge meets the window's), plus the rounding of the maximum
+    to a grid node (< 1e-3 v)."""
+    width, n = 14.0, 2001
+    gm = GaussianMixture(torch.tensor([1.0], dtype=F64), torch.tensor([[0.0]], dtype=F64), torch.tensor([[prior_sd**2]], dtype=F64))
+    precision = 1 / prior_sd**2 + alpha**2 / sigma**2
+    v, m = precision**-0.5, (alpha * x / sigma**2) / precision
+    (axis,) = quadrature._window(gm, torch.tensor([[x]], dtype=F64), alpha, sigma, n, width)
+    scouts = max(101, n // 4) - 1
+    step = max(2 * width * sigma / alpha, 2 * width * prior_sd) / scouts
+    lo, hi = axis[0].item(), axis[-1].item()
+    assert len(axis) == n and lo <= m - width * v and hi >= m + width * v
+    assert lo >= m - width * v * (1 + 1e-3) - step and hi <= m + width * v * (1 + 1e-3) + step, (lo, hi, m, v, step)
