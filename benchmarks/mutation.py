@@ -18,7 +18,8 @@ once, not once per mutant):
    seeding calls (:data:`SEED_CALLS`: a seed's value is arbitrary).
 2. **Which tests.** The quick tier (``-m "not slow and not browser and not repository"``) runs once under coverage with
    one context per test, giving for each line the tests that execute it, and each test's duration.
-   The map is kept in ``.mutation-cache/`` and rebuilt when the package or the tests change.
+   The map is kept in ``.mutation-cache/`` and rebuilt when the package or the tests change; an older map also
+   serves while the mutated modules are unchanged (tests added since are not credited: pass ``--remap``).
 3. **Runs.** For each mutant a child is forked from a parent that has imported the package and every
    test module; the child compiles the mutated module, swaps the mutated function's code object into
    the live function (so every reference to it, in any module or registry, runs the mutant), and runs
