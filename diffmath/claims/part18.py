@@ -15,6 +15,7 @@ import torch
 from diffmath import montecarlo, quadrature
 from diffmath import score_matching as smod
 from diffmath.claims._helpers import generator
+from diffmath.claims.controls import Plant
 from diffmath.claims.registry import CheckResult, Claim, Kind, Measurement, Source, register
 from diffmath.mixture import GaussianMixture
 from diffmath.symbolic import Derivation, Step, gaussian_expectation
@@ -84,6 +85,9 @@ register(
             "tests/test_score_matching.py::test_ratio_identity_quadrature_property",
             "tests/test_score_matching.py::test_plugin_estimator_consistent",
         ),
+        plants=(
+            Plant("diffmath.mixture:GaussianMixture.score_at", rel=1e-7, why="the score off by one part in 10^7"),
+        ),
     )
 )
 
@@ -145,6 +149,10 @@ register(
         tests=(
             "tests/test_mixture.py::test_conditional_score_posterior_average_property",
             "tests/test_score_matching.py::test_posterior_average_quadrature_2d",
+        ),
+        plants=(
+            Plant("diffmath.mixture:GaussianMixture.score_at", rel=1e-7, why="the score off by one part in 10^7", fails=("by quadrature",)),
+            Plant("diffmath.mixture:GaussianMixture.sample", add=0.05, why="every draw of x0 off by 0.05", fails=("importance sampling",)),
         ),
     )
 )
@@ -224,6 +232,9 @@ register(
         derive=_derive_c183,
         check=_check_c183,
         tests=("tests/test_score_matching.py::test_sm_le_csm_property",),
+        plants=(
+            Plant("diffmath.score_matching:gap_per_sample", rel=0.05, why="C_t 5% too large"),
+        ),
     )
 )
 
@@ -333,6 +344,11 @@ register(
             "tests/test_score_matching.py::test_mixture_gap_property",
             "tests/test_score_matching.py::test_gradients_agree",
         ),
+        plants=(
+            Plant("diffmath.score_matching:gap_gaussian", rel=1e-7, why="the Gaussian C_t off by one part in 10^7", fails=("Gaussian C_t",)),
+            Plant("diffmath.score_matching:per_sample_losses", index=1, add=0.3, why="a constant 0.3 added to the per-sample CSM loss", fails=("(L_CSM - L_SM) - C_t",)),
+            Plant("diffmath.score_matching:per_sample_losses", index=1, rel=0.01, why="the CSM loss 1% too large, so its gradient too", fails=("grad L_CSM - grad L_SM",)),
+        ),
     )
 )
 
@@ -430,6 +446,10 @@ register(
         "says the two are equivalent only as the batch size grows. That is true of the plug-in estimator (3), "
         "whose bias the first measurement shows, and of the variance of any estimator. It is not true of the "
         "bias of the CSM gradient: (iii) holds for a single sample.",
+        plants=(
+            Plant("diffmath.score_matching:plugin_score", add=0.01, why="the plug-in score off by 0.01", fails=("plug-in bias - c/N",)),
+            Plant("diffmath.score_matching:conditional_score", rel=0.05, why="the conditional score 5% too large", fails=("per-sample CSM loss", "batch-size-1 CSM gradient")),
+        ),
     )
 )
 
@@ -506,5 +526,9 @@ register(
         derive=_derive_c186,
         check=_check_c186,
         tests=("tests/test_score_matching.py::test_gap_floor_property",),
+        plants=(
+            Plant("diffmath.score_matching:gap_per_sample", rel=0.01, why="C_t 1% too large", fails=("never above d",)),
+            Plant("diffmath.score_matching:gap_per_sample", rel=-0.01, why="C_t 1% too small", fails=("O(sigma^2) approach",)),
+        ),
     )
 )

@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Optional
 
 import torch
 
+from diffmath.claims.controls import Plant
 from diffmath.symbolic import Derivation
 
 _ID = re.compile(r"(?:C(0|[1-9]\d*)|(M))\.([1-9]\d*)")  # used with fullmatch: no trailing newline either
@@ -168,6 +169,9 @@ class Claim:
     """The device types the numeric check computes on. A CPU-only check (exact arithmetic, or work too
     small for a GPU) runs on the CPU whatever device is asked for, and its result records ``cpu``;
     :func:`verify_claim` checks that a result's device is the one asked for when the claim claims it."""
+    plants: tuple[Plant, ...] = ()
+    """Negative controls (:mod:`diffmath.claims.controls`): small mistakes in library functions the check
+    relies on, each of which must make the check fail."""
 
     def __post_init__(self):
         if not _ID.fullmatch(self.id):
@@ -181,6 +185,10 @@ class Claim:
                 raise ValueError(f"claim {self.id} is documented (not checkable): it takes no derivation or check")
         elif self.derive is None and self.check is None:
             raise ValueError(f"claim {self.id} has neither a derivation nor a numeric check")
+        if self.plants and self.check is None:
+            raise ValueError(f"claim {self.id} has plants but no numeric check for them to fail")
+        if not all(isinstance(p, Plant) for p in self.plants):
+            raise ValueError(f"claim {self.id}: plants must be diffmath.claims.controls.Plant, got {self.plants!r}")
 
     @property
     def derivation(self) -> Optional[Derivation]:

@@ -1,0 +1,167 @@
+"""Negative controls: a claim's numeric check must fail when the library it checks is wrong.
+
+A check that passes is only evidence if it could have failed. A :class:`Plant` names one library
+function the check relies on and a small mistake to plant in it (its result scaled by ``1 + rel``,
+shifted by ``add``, or its sign flipped); :func:`negative_control` runs the claim's check with the
+mistake in place and returns what the check measured. The suite asserts that every planted check
+fails (``tests/test_negative_controls.py``), which is what catches a check whose bound was loosened,
+whose error was computed against the library's own output, or whose z-score lost its standard error
+(the mutation harness, ``benchmarks/mutation.py``, plants such mistakes in the checks themselves).
+
+The size of a plant says how sharp the check is: an exact identity checked to ``1e-10`` should
+notice a relative error of ``1e-7``; a Monte Carlo check at 5 standard errors should notice a shift
+of some tens of standard errors. Each claim declares its plants (``Claim.plants``) next to its check.
+
+A plant patches the attribute its ``target`` names (``"diffmath.mixture:GaussianMixture.score_at"``):
+it reaches callers that look the function up there (``module.f(...)``, ``obj.method(...)``), not a
+name bound earlier by ``from module import f`` — a plant that does not reach the check leaves it
+passing, and the test reports it. Every ``functools`` memo of the package is cleared before and
+after, so no planted value outlives the control.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+#: the ways a plant changes a function's result
+_MODES = ("rel", "add", "negate")
+
+
+@dataclass(frozen=True)
+class Plant:
+    """A small mistake planted in one library function.
+
+    ``target`` is ``"module:qualname"`` (a function or a method, e.g.
+    ``"diffmath.score_matching:gap_per_sample"``). The function's result ``y`` (a tensor or a float;
+    with ``index``, the ``index``-th item of a returned tuple) becomes ``y * (1 + rel) + add``, or
+    ``-y`` with ``negate``. ``why`` says, in a few words, what the mistake models; ``fails`` which of
+    the check's measurements it must fail (a check with several parts has a plant for each).
+    """
+
+    target: str
+    rel: float = 0.0
+    add: float = 0.0
+    negate: bool = False
+    index: Optional[int] = None
+    why: str = ""
+    fails: tuple[str, ...] = ()
+    """Words that name the measurements the plant must fail (each must occur in exactly one measurement's
+    quantity); empty: at least one measurement must fail."""
+
+    def __post_init__(self):
+        module, sep, qualname = self.target.partition(":")
+        if not sep or not module or not qualname:
+            raise ValueError(f"plant target must be 'module:qualname', got {self.target!r}")
+        if not (self.negate or self.rel != 0.0 or self.add != 0.0):
+            raise ValueError(f"plant {self.target}: rel, add or negate must change the result")
+        if self.negate and (self.rel != 0.0 or self.add != 0.0):
+            raise ValueError(f"plant {self.target}: negate replaces the result; give no rel or add with it")
+        if isinstance(self.fails, str):
+            raise ValueError(f"plant {self.target}: fails must be a tuple of strings, got the string {self.fails!r}")
+
+    def describe(self) -> str:
+        if self.negate:
+            change = "sign flipped"
+        else:
+            change = " ".join(b for b in (f"x (1 {self.rel:+g})" if self.rel else "", f"{self.add:+g}" if self.add else "") if b)
+        item = f"[{self.index}]" if self.index is not None else ""
+        return f"{self.target}{item} {change}" + (f" ({self.why})" if self.why else "")
+
+    def change(self, y):
+        if self.negate:
+            return -y
+        return y * (1.0 + self.rel) + self.add if self.rel else y + self.add
+
+    def _resolve(self):
+        module_name, _, qualname = self.target.partition(":")
+        owner = importlib.import_module(module_name)
+        *path, name = qualname.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        if not hasattr(owner, name):
+            raise ValueError(f"plant target {self.target!r}: {owner!r} has no attribute {name!r}")
+        return owner, name
+
+
+def clear_memos() -> None:
+    """Forget the results the package memoises with ``functools`` caches (a planted value must not outlive
+    its control, nor a memo of the correct value hide the plant)."""
+    for mod_name, module in list(sys.modules.items()):
+        if module is None or not (mod_name == "diffmath" or mod_name.startswith("diffmath.")):
+            continue
+        for obj in list(vars(module).values()):
+            if callable(getattr(obj, "cache_clear", None)) and getattr(obj, "__module__", None) == mod_name:
+                obj.cache_clear()
+
+
+@contextlib.contextmanager
+def planted(plant: Plant):
+    """The library with ``plant`` in place, for the duration of the ``with`` block."""
+    owner, name = plant._resolve()
+    own = name in vars(owner)  # a class's own method, or one it inherits (restored by deleting the override)
+    raw = vars(owner)[name] if own else getattr(owner, name)
+    if isinstance(raw, (staticmethod, classmethod, property)):
+        raise ValueError(f"plant target {plant.target!r}: static and class methods and properties are not supported")
+    if not callable(raw):
+        raise ValueError(f"plant target {plant.target!r} is not callable")
+
+    @functools.wraps(raw)
+    def wrong(*args, **kwargs):
+        y = raw(*args, **kwargs)
+        if plant.index is None:
+            return plant.change(y)
+        items = list(y)
+        items[plant.index] = plant.change(items[plant.index])
+        return type(y)(items) if isinstance(y, tuple) and not hasattr(y, "_fields") else type(y)(*items)
+
+    clear_memos()
+    setattr(owner, name, wrong)
+    try:
+        yield
+    finally:
+        if own:
+            setattr(owner, name, raw)
+        else:
+            delattr(owner, name)
+        clear_memos()
+
+
+def failed_measurements(plant: Plant, result) -> list[str]:
+    """Why ``result`` (a check's :class:`CheckResult` under ``plant``) does not show the plant caught: an empty
+    list when every measurement ``plant.fails`` names failed (or, naming none, when some measurement failed)."""
+    problems = []
+    quantities = [m.quantity for m in result.measurements]
+    for words in plant.fails:
+        hits = [m for m in result.measurements if words in m.quantity]
+        if len(hits) != 1:
+            problems.append(f"{words!r} names {len(hits)} measurements of {quantities}")
+        elif hits[0].passed:
+            m = hits[0]
+            problems.append(f"{m.quantity!r} passed under the plant ({m.value:.4g} {m.relation} {m.bound:.4g})")
+    if not plant.fails and result.passed:
+        problems.append("every measurement passed under the plant: " + "; ".join(
+            f"{m.quantity} = {m.value:.4g} {m.relation} {m.bound:.4g}" for m in result.measurements))
+    return problems
+
+
+def negative_control(claim, plant: Plant, device="cpu"):
+    """Run ``claim``'s numeric check with ``plant`` in the library; return its :class:`CheckResult`.
+
+    The check is called directly (never through the ledger cache). A check that raises under the plant
+    has noticed it too: the exception propagates, for the caller to count as a failure."""
+    if claim.check is None:
+        raise ValueError(f"claim {claim.id} has no numeric check to control")
+    if plant not in claim.plants:
+        raise ValueError(f"the plant {plant.describe()} is not one of claim {claim.id}'s plants")
+    device = torch.device(device)
+    if device.type not in claim.devices:
+        device = torch.device("cpu")
+    with planted(plant):
+        return claim.check(device)
