@@ -16,7 +16,8 @@ once, not once per mutant):
    exchanged, a unary minus or ``not`` dropped, every number ``c`` replaced by ``c + 1`` and every
    ``True``/``False`` negated. A line ending in ``# pragma: no mutate`` is left alone, and so are the arguments of
    seeding calls (:data:`SEED_CALLS`: a seed's value is arbitrary).
-2. **Which tests.** The quick tier (``-m "not slow and not browser and not repository"``) runs once under coverage with
+2. **Which tests.** The quick tier and the claims' checks and negative controls, slow ones and those of the
+   ``--controls`` tier included (``--controls -m "(not slow or claim_check) and not browser and not repository"``), run once under coverage with
    one context per test, giving for each line the tests that execute it, and each test's duration.
    The map is kept in ``.mutation-cache/`` and rebuilt when the package or the tests change; an older map also
    serves while the mutated modules are unchanged (tests added since are not credited: pass ``--remap``).
@@ -33,11 +34,13 @@ once, not once per mutant):
 The score of a module is killed / (mutants − equivalent). Mutants judged equivalent (no test could
 tell them apart from the original: e.g. ``<`` against ``<=`` on a continuous quantity, a tolerance
 ``+ 1`` in an error message's formatting) are listed in ``benchmarks/mutation_equivalent.txt`` with
-the reason, one ``id  # reason`` per line. The cache is off in the children (``DIFFMATH_CACHE=off``):
-a cached passing outcome would hide a mutant.
+the reason, one ``id  # reason`` per line. Nothing is cached in the children (``DIFFMATH_CACHE=stored``): a
+cached passing outcome would hide a mutant. A result stored with the code (an experiment's table) is read only
+when the mutated module is outside the code that computes it: the child marks the mutated file so that every code
+version including it differs from the stored one.
 
 Limits: tests that run the library in a subprocess (the CLI's, the notebooks', the book's) import the
-file on disk, not the mutant, so they cannot kill one; the slow tier is not run (its kills are not
+file on disk, not the mutant, so they cannot kill one; the rest of the slow tier is not run (its kills are not
 counted, so the score is a lower bound for the default suite).
 """
 
@@ -66,7 +69,10 @@ CORE = ("mixture", "schedules", "parametrisation", "flows", "samplers", "amed", 
 #: modules that are tooling rather than mathematics (CLI, book build, cache, hypothesis strategies):
 #: mutated only when named
 TOOLING = ("cli", "book", "cache", "experiments", "strategies", "__main__", "__init__", "claims.__init__")
-QUICK = ["-m", "not slow and not browser and not repository"]  # repository: a stored result's key, not mathematics
+#: the tests the harness maps and runs: the quick tier, and the claims' numeric checks and negative controls even when
+#: slow (they run in process, so they can kill); not the browser's, and not the repository's (a stored result's key,
+#: not mathematics)
+QUICK = ["-m", "(not slow or claim_check) and not browser and not repository"]
 
 _BINOP_SWAP = {
     ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
@@ -366,14 +372,16 @@ class _MapPlugin:
 
 
 def build_map(extra_args=()) -> dict:
-    """Run the quick tier under coverage (in a child process) and return {file: {line: [tests]}}."""
+    """Run the mapped tests (:data:`QUICK`) under coverage (in a child process) and return {file: {line: [tests]}}."""
     import coverage
     import pytest
 
     cov = coverage.Coverage(data_file=None, include=[str(PACKAGE / "*")], branch=False)
     plugin = _MapPlugin(cov)
     cov.start()
-    code = pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:xdist", *QUICK, *extra_args, str(ROOT / "tests")], plugins=[plugin])
+    code = pytest.main(
+        ["-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--controls", *QUICK, *extra_args, str(ROOT / "tests")], plugins=[plugin]
+    )
     cov.stop()
     data = cov.get_data()
     lines: dict[str, dict[int, list[str]]] = {}
@@ -405,7 +413,7 @@ def load_map(remap: bool, modules=()) -> dict:
             if hashes and all(hashes.get(w) == now.get(w) for w in wanted):
                 print(f"[mutation] using {old.name}: the mutated modules are unchanged since it was built", flush=True)
                 return data
-    print(f"[mutation] mapping the quick tier under coverage (once per change of diffmath/ or tests/) -> {path}", flush=True)
+    print(f"[mutation] mapping the tests under coverage (once per change of diffmath/ or tests/) -> {path}", flush=True)
     t0 = time.perf_counter()
     pid = os.fork()
     if pid == 0:  # the child runs the tests; the parent stays clean
@@ -418,7 +426,7 @@ def load_map(remap: bool, modules=()) -> dict:
     if not path.exists():
         raise SystemExit("the coverage run failed")
     result = json.loads(path.read_text())
-    print(f"[mutation] map built in {time.perf_counter() - t0:.0f} s; quick tier exit code {result['exit']}", flush=True)
+    print(f"[mutation] map built in {time.perf_counter() - t0:.0f} s; pytest exit code {result['exit']}", flush=True)
     if result["failed"]:
         # a test that fails on the unmutated library cannot tell a mutant apart: it is left out
         print(f"[mutation] warning: {len(result['failed'])} tests fail without mutants and are not used: {result['failed'][:5]}")
@@ -452,6 +460,24 @@ class _ChildPlugin:
         self._session = session
 
 
+def _mark_mutated_file(m: Mutant) -> None:
+    """Make every code version whose files include the mutated module's differ from the one on disk, so that a
+    result stored with the code (:mod:`diffmath.cache`) is not served for a mutant of the code that computes it."""
+    from diffmath import cache
+
+    mutated = module_source(m.module)[0].resolve()
+    original = cache._hash_files
+
+    def marked(paths, versions):
+        paths = list(paths)
+        if any(Path(p).resolve() == mutated for p in paths):
+            versions = [*versions, "mutant " + m.id]
+        return original(paths, versions)
+
+    cache._hash_files = marked
+    cache._CODE_VERSION = None
+
+
 def _run_child(m: Mutant, tests: list[str], cap: float) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
@@ -461,11 +487,12 @@ def _run_child(m: Mutant, tests: list[str], cap: float) -> None:
     except Exception:
         os._exit(5)
     clear_memos()
+    _mark_mutated_file(m)
     import pytest
 
     plugin = _ChildPlugin(cap)
     code = pytest.main(
-        ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=", "--hypothesis-seed=0", *tests],
+        ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=", "--hypothesis-seed=0", "--controls", *tests],
         plugins=[plugin],
     )
     if plugin.failed:
@@ -640,14 +667,16 @@ def summarise(results: dict[str, dict], equivalent: dict[str, str], totals: dict
     rows: dict[str, dict] = {}
     for mid, r in results.items():
         mod = r["mutant"]["module"]
-        row = rows.setdefault(mod, {"module": mod, "mutants": 0, "killed": 0, "survived": 0, "no coverage": 0, "equivalent": 0, "error": 0})
+        row = rows.setdefault(
+            mod, {"module": mod, "mutants": 0, "killed": 0, "survived": 0, "no coverage": 0, "equivalent": 0, "error": 0, "not applied": 0}
+        )
         row["mutants"] += 1
         st = r["status"]
         if mid in equivalent and st in ("survived", "no coverage"):
             row["equivalent"] += 1
         elif st in ("killed", "timeout"):
             row["killed"] += 1
-        elif st in ("survived", "no coverage", "error"):
+        elif st in ("survived", "no coverage", "error", "not applied"):  # not applied: the source changed since generation
             row[st] += 1
     for row in rows.values():
         denom = row["mutants"] - row["equivalent"] - row.get("not applied", 0)
@@ -685,7 +714,7 @@ def main(argv=None) -> int:
                     help="seconds of passing tests after which a mutant counts as survived (default 20; the score is then a lower bound)")
     args = ap.parse_args(argv)
 
-    os.environ["DIFFMATH_CACHE"] = "off"
+    os.environ["DIFFMATH_CACHE"] = "stored"  # nothing cached; a stored experiment result is read unless the mutant is in its code
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("DIFFMATH_VERIFY_JOBS", "1")
     os.chdir(ROOT)

@@ -250,6 +250,19 @@ def claim_page(claim, outcome: Optional[dict], keys: set[str], device: Optional[
     tests = tuple(getattr(claim, "tests", ()) or ())
     if tests:
         out += ["*Tests:* " + ", ".join(_code(t) for t in tests), ""]
+    plants = tuple(getattr(claim, "plants", ()) or ())
+    if plants:
+        out += [
+            "*Negative controls* (the check fails with each of these mistakes planted in the library; "
+            "`tests/test_negative_controls.py`): "
+            + "; ".join(
+                _code(p.target + (f"[{p.index}]" if p.index is not None else "")) + f" {p.change_text()}"
+                + (f", {p.why}" if p.why else "")
+                for p in plants
+            )
+            + ".",
+            "",
+        ]
     return "\n".join(out)
 
 

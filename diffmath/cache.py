@@ -23,7 +23,9 @@ within the package), not of the whole library, so an edit elsewhere leaves it va
 makes it stale, and a stale stored entry is simply not read (the result is recomputed).
 
 ``DIFFMATH_CACHE`` chooses the root (default: ``.diffmath-cache`` in the repository checkout the
-package runs from, else ``~/.cache/diffmath``); ``DIFFMATH_CACHE=off`` disables caching.
+package runs from, else ``~/.cache/diffmath``); ``DIFFMATH_CACHE=off`` disables caching, stored results
+included; ``DIFFMATH_CACHE=stored`` caches nothing but serves the results stored with the code when current
+(what the mutation harness runs under: a planted mistake outside an experiment's modules need not recompute it).
 """
 
 from __future__ import annotations
@@ -48,10 +50,15 @@ _PACKAGE = Path(__file__).resolve().parent
 _CODE_VERSION: Optional[str] = None
 
 
+_OFF = ("off", "0", "none", "false")
+STORED_ONLY = "stored"
+"""The value of ``DIFFMATH_CACHE`` that caches nothing but reads the stored results."""
+
+
 def cache_root() -> Optional[Path]:
-    """The cache's folder, or ``None`` when ``DIFFMATH_CACHE=off``."""
+    """The cache's folder, or ``None`` when ``DIFFMATH_CACHE`` is ``off`` or ``stored``."""
     value = os.environ.get(ENV, "").strip()
-    if value.lower() in ("off", "0", "none", "false"):
+    if value.lower() in _OFF or value.lower() == STORED_ONLY:
         return None
     if value:
         return Path(value).expanduser()
@@ -180,7 +187,7 @@ def read_stored(stored: Optional[Path], key_obj):
     """The value of the stored entry ``stored`` if its key is ``key_obj``'s, else ``None`` (a stale stored
     entry is not an error: the code changed since it was stored). With ``DIFFMATH_CACHE=off`` nothing is
     read, stored entries included: everything is computed."""
-    if stored is None or cache_root() is None or not Path(stored).is_file():
+    if stored is None or os.environ.get(ENV, "").strip().lower() in _OFF or not Path(stored).is_file():
         return None
     key = fingerprint(key_obj)
     try:
@@ -260,8 +267,9 @@ def cached(
     must be JSON-able (it is stored as JSON, and returned as read back, so a cache hit and a miss give
     equal values)."""
     path = entry_path(namespace, key_obj)
-    if path is None:
-        return compute(), False
+    if path is None:  # caching off (or DIFFMATH_CACHE=stored: only a current stored result is read)
+        value = None if refresh else read_stored(stored, key_obj)
+        return (value, True) if value is not None else (compute(), False)
     key = fingerprint(key_obj)
     if not refresh and path.is_file():
         value = _read(path, key)

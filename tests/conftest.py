@@ -36,9 +36,25 @@ def device(request):
     return request.param
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--controls",
+        action="store_true",
+        help="also run every claim's further negative controls (marker 'controls'; each claim's first runs always): "
+        "about 3 minutes of CPU, run by .ci/run after the test command and by the mutation harness",
+    )
+
+
 def pytest_collection_modifyitems(session, config, items):
     """The browser test's file first: its session fixture builds the whole book (the experiments, the claim
     checks, every chapter's code), the longest chain of the suite, so under ``--dist loadfile
     --no-loadscope-reorder`` (scripts/test.sh; without the second option xdist re-sorts the files by their
-    number of tests) the worker that takes it starts with it while the other workers share the remaining files."""
+    number of tests) the worker that takes it starts with it while the other workers share the remaining files.
+
+    Tests marked ``controls`` (a claim's negative controls after its first) are left out unless ``--controls``."""
+    if not config.getoption("--controls"):
+        extra = [item for item in items if item.get_closest_marker("controls")]
+        if extra:
+            config.hook.pytest_deselected(items=extra)
+            items[:] = [item for item in items if not item.get_closest_marker("controls")]
     items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/test_browser.py") else 1)

@@ -103,6 +103,9 @@ def test_claim_page_has_label_statement_and_status(book_copy, ledger):
             assert r"max \|a - b\| / \|b\|" in text  # pipes escaped inside the table
         for node in c.tests:
             assert node in text
+        assert ("*Negative controls*" in text) == bool(c.plants)
+        for plant in c.plants:
+            assert plant.target in text and plant.change_text() in text
 
 
 def test_ledger_lists_every_claim_with_a_link(book_copy, ledger):

@@ -187,3 +187,17 @@ def test_stored_entries_are_not_read_with_the_cache_off(tmp_path, monkeypatch):
     cache.write_entry(stored, {"k": 1}, {"v": "stored"})
     monkeypatch.setenv("DIFFMATH_CACHE", "off")
     assert cache.cached("ns", {"k": 1}, lambda: {"v": "computed"}, stored=stored) == ({"v": "computed"}, False)
+
+
+def test_stored_only_mode_reads_stored_entries_and_caches_nothing(tmp_path, monkeypatch):
+    stored = tmp_path / "x.json"
+    cache.write_entry(stored, {"k": 1}, {"v": "stored"})
+    monkeypatch.setenv("DIFFMATH_CACHE", "stored")
+    assert cache.cache_root() is None
+    calls = []
+    compute = lambda: calls.append(1) or {"v": "computed"}  # noqa: E731
+    assert cache.cached("ns", {"k": 1}, compute, stored=stored) == ({"v": "stored"}, True) and not calls
+    assert cache.cached("ns", {"k": 1}, compute, stored=stored, refresh=True) == ({"v": "computed"}, False)
+    assert cache.cached("ns", {"k": 2}, compute, stored=stored) == ({"v": "computed"}, False)  # stale: computed
+    assert cache.cached("ns", {"k": 2}, compute, stored=stored) == ({"v": "computed"}, False) and calls == [1, 1, 1]
+    assert cache.read("ns", {"k": 1}, stored=stored) == {"v": "stored"} and cache.read("ns", {"k": 2}) is None

@@ -25,7 +25,9 @@ _ORDER = [c for c in reversed(CLAIMS) if not c.experiments] + [c for c in CLAIMS
 
 
 @pytest.mark.parametrize(
-    "claim", [pytest.param(c, marks=pytest.mark.slow) if c.id in SLOW else c for c in _ORDER], ids=lambda c: c.id
+    "claim",
+    [pytest.param(c, marks=[pytest.mark.slow, pytest.mark.claim_check] if c.id in SLOW else [pytest.mark.claim_check]) for c in _ORDER],
+    ids=lambda c: c.id,
 )
 def test_claim_verifies(claim, device):
     if device.type not in claim.devices:

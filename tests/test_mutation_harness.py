@@ -58,6 +58,11 @@ def test_summary_counts_equivalent_mutants_out_of_the_score():
     assert row["score"] == 0.5
     [row] = mutation.summarise(results, {n.id: "continuous quantity"})
     assert row["score"] == 1.0 and row["equivalent"] == 1
+    # a mutant that no longer applies (its module was edited after the mutants were generated) is left out
+    o = mutation.Mutant("diffmath.x", "f", 2, 3, 0, "Lt->LtE", "c < d", 0)
+    results[o.id] = {"status": "not applied", "mutant": vars(o)}
+    [row] = mutation.summarise(results, {})
+    assert row["not applied"] == 1 and row["score"] == 0.5
 
 
 def test_sample_is_reproducible_uniform_and_in_source_order():
@@ -118,3 +123,18 @@ def test_seeds_are_not_mutated():
     consts = [n for n in ast.walk(tree) if isinstance(n, ast.Constant)]
     assert {n.value for n in consts if id(n) in skip} == {218, 7, 1}
     assert {n.value for n in consts if id(n) not in skip} == {3}
+
+
+def test_a_mutant_makes_the_stored_results_of_its_own_code_stale(monkeypatch):
+    """In a child the mutated module's file counts as changed: a stored result computed by it is not served, one
+    computed by other modules still is."""
+    from diffmath import cache
+
+    monkeypatch.setattr(cache, "_hash_files", cache._hash_files)  # restored afterwards
+    monkeypatch.setattr(cache, "_CODE_VERSION", cache._CODE_VERSION)
+    table, whole = cache.code_version(["diffmath.sampler_table"]), cache.code_version()
+    mutation._mark_mutated_file(mutation.Mutant("diffmath.claims.part16", "f", 1, 1, 0, "Add->Sub", "a + b", 0))
+    assert cache.code_version(["diffmath.sampler_table"]) == table  # the claims are outside the table's code
+    assert cache.code_version() != whole
+    mutation._mark_mutated_file(mutation.Mutant("diffmath.amed", "f", 1, 1, 0, "Add->Sub", "a + b", 0))
+    assert cache.code_version(["diffmath.sampler_table"]) != table  # AMED is inside it

@@ -1,5 +1,9 @@
 """Negative controls: each claim's check fails when a small mistake is planted in the library it checks
-(:mod:`diffmath.claims.controls`), and the planting machinery itself."""
+(:mod:`diffmath.claims.controls`), and the planting machinery itself.
+
+Every claim's first plant runs in every suite; its further plants (one per part of the check, marker
+``controls``, about three minutes of CPU in all) run with ``pytest --controls``: ``.ci/run`` runs them after
+the README's test command, and the mutation harness counts them."""
 
 import functools
 from collections import namedtuple
@@ -14,11 +18,18 @@ from diffmath.claims.registry import CheckResult, Measurement
 CLAIMS = all_claims()
 #: controls whose check takes more than about 1.5 s on a CPU (as tests/test_claims.py's SLOW)
 SLOW = {"C16.1", "C16.4", "C18.5", "C19.12", "C20.4", "C20.9", "C21.12", "C21.15", "C23.4", "C23.7"}
-CASES = [
-    pytest.param(c, p, id=f"{c.id}:{i}", marks=[pytest.mark.slow] if c.id in SLOW else [])
-    for c in CLAIMS
-    for i, p in enumerate(c.plants)
-]
+
+
+def _marks(claim, i):
+    marks = [pytest.mark.claim_check]
+    if claim.id in SLOW:
+        marks.append(pytest.mark.slow)
+    if i > 0:  # each claim's first plant runs in every suite; the others with --controls (.ci/run, the mutation harness)
+        marks.append(pytest.mark.controls)
+    return marks
+
+
+CASES = [pytest.param(c, p, id=f"{c.id}:{i}", marks=_marks(c, i)) for c in CLAIMS for i, p in enumerate(c.plants)]
 
 
 @pytest.mark.parametrize("claim, plant", CASES)
@@ -29,6 +40,32 @@ def test_planted_mistake_fails_the_check(claim, plant):
     assert getattr(*plant._resolve()) is target, "the plant was not removed"
     problems = failed_measurements(plant, result)
     assert not problems, f"{claim.id} under {plant.describe()}: {problems}"
+
+
+#: checks that call no library function, so that no plant can reach them: they check the article's algebra
+#: numerically (an identity evaluated two ways in torch or numpy), not the library
+NO_LIBRARY = {
+    "C17.3": "both objectives and their errors are computed in the check from sampled pairs; the library only samples",
+    "C20.1": "both sides of (7) and their gradients are computed in the check from one network output, by autograd",
+    "C21.5": "the trigonometric identity is evaluated in torch, in the check",
+    "C21.13": "Gauss-Legendre quadrature (numpy) and a bisection written in the check",
+    "M.1": "token counts from tensor shapes and integer limits: torch's numel and iinfo",
+}
+
+
+def test_every_check_has_a_negative_control():
+    """Every numeric check declares at least one plant, so that a new chapter's checks are born able to fail.
+    Exempt: checks that read a cached experiment result (a plant in the library cannot reach a stored
+    result; the experiment's modules have their own tests) and checks of the article's algebra that call
+    no library function (:data:`NO_LIBRARY`, each with its reason)."""
+    missing = [c.id for c in CLAIMS if c.check is not None and not c.experiments and not c.plants and c.id not in NO_LIBRARY]
+    assert not missing, f"claims whose check has no plant: {missing}"
+    for c in CLAIMS:
+        if c.experiments:
+            assert not c.plants, f"{c.id} reads an experiment: a plant cannot reach its cached result"
+    for cid in NO_LIBRARY:
+        c = next(c for c in CLAIMS if c.id == cid)
+        assert c.check is not None and not c.plants, f"{cid} is listed as calling no library function"
 
 
 # ----------------------------------------------------------------------------- the machinery
@@ -83,6 +120,9 @@ def test_plant_on_one_item_of_a_returned_tuple():
     with planted(Plant(f"{here}:_named", index=0, rel=1.0)):
         r = globals()["_named"](2.0)
     assert isinstance(r, _Pair) and (r.a, r.b) == (4.0, 6.0)
+    with planted(Plant(f"{here}:_Base.f", index=0, rel=1.0)):
+        with pytest.raises(ValueError, match="tuple or list"):
+            _Base().f(1.0)
 
 
 def test_memos_are_cleared_around_a_plant(monkeypatch):
@@ -95,6 +135,14 @@ def test_memos_are_cleared_around_a_plant(monkeypatch):
     with planted(Plant(f"{__name__}:_pair", index=1, add=1.0)):
         assert _memo(1.0) == 4.0  # not the memo of the correct value
     assert _memo(1.0) == 3.0  # not the memo of the planted value
+    # keeping the memos: what was memoised before hides the plant and stays; what is computed inside is forgotten
+    with planted(Plant(f"{__name__}:_pair", index=1, add=1.0), fresh_memos=False):
+        assert _memo(1.0) == 3.0 and _memo(2.0) == 7.0
+    assert _memo.cache_info().currsize == 0
+    assert _memo(1.0) == 3.0
+    with planted(Plant(f"{__name__}:_pair", index=1, add=1.0), fresh_memos=False):
+        assert _memo(1.0) == 3.0
+    assert _memo.cache_info().currsize == 1  # nothing computed inside: kept
     clear_memos()
 
 

@@ -66,13 +66,15 @@ class Plant:
         if isinstance(self.fails, str):
             raise ValueError(f"plant {self.target}: fails must be a tuple of strings, got the string {self.fails!r}")
 
-    def describe(self) -> str:
+    def change_text(self) -> str:
+        """The change to the result, in words: ``sign flipped``, ``x (1 +1e-07)``, ``+0.05``."""
         if self.negate:
-            change = "sign flipped"
-        else:
-            change = " ".join(b for b in (f"x (1 {self.rel:+g})" if self.rel else "", f"{self.add:+g}" if self.add else "") if b)
+            return "sign flipped"
+        return " ".join(b for b in (f"x (1 {self.rel:+g})" if self.rel else "", f"{self.add:+g}" if self.add else "") if b)
+
+    def describe(self) -> str:
         item = f"[{self.index}]" if self.index is not None else ""
-        return f"{self.target}{item} {change}" + (f" ({self.why})" if self.why else "")
+        return f"{self.target}{item} {self.change_text()}" + (f" ({self.why})" if self.why else "")
 
     def change(self, y):
         if self.negate:
@@ -90,20 +92,32 @@ class Plant:
         return owner, name
 
 
-def clear_memos() -> None:
-    """Forget the results the package memoises with ``functools`` caches (a planted value must not outlive
-    its control, nor a memo of the correct value hide the plant)."""
+def _memos() -> list:
+    """The ``functools`` caches of the package's modules."""
+    found = []
     for mod_name, module in list(sys.modules.items()):
         if module is None or not (mod_name == "diffmath" or mod_name.startswith("diffmath.")):
             continue
         for obj in list(vars(module).values()):
             if callable(getattr(obj, "cache_clear", None)) and getattr(obj, "__module__", None) == mod_name:
-                obj.cache_clear()
+                found.append(obj)
+    return found
+
+
+def clear_memos() -> None:
+    """Forget the results the package memoises with ``functools`` caches (a planted value must not outlive
+    its control, nor a memo of the correct value hide the plant)."""
+    for memo in _memos():
+        memo.cache_clear()
 
 
 @contextlib.contextmanager
-def planted(plant: Plant):
-    """The library with ``plant`` in place, for the duration of the ``with`` block."""
+def planted(plant: Plant, *, fresh_memos: bool = True):
+    """The library with ``plant`` in place, for the duration of the ``with`` block.
+
+    With ``fresh_memos`` every memo of the package is forgotten before (so that the plant reaches what they
+    hold) and after (so that no planted value outlives the block). Without, memos computed before are kept,
+    and only those that computed something inside the block are forgotten afterwards."""
     owner, name = plant._resolve()
     own = name in vars(owner)  # a class's own method, or one it inherits (restored by deleting the override)
     raw = vars(owner)[name] if own else getattr(owner, name)
@@ -117,11 +131,17 @@ def planted(plant: Plant):
         y = raw(*args, **kwargs)
         if plant.index is None:
             return plant.change(y)
+        if not isinstance(y, (tuple, list)):
+            raise ValueError(f"plant {plant.target}[{plant.index}]: an index needs a tuple or list result, got {type(y).__name__}")
         items = list(y)
         items[plant.index] = plant.change(items[plant.index])
-        return type(y)(items) if isinstance(y, tuple) and not hasattr(y, "_fields") else type(y)(*items)
+        if hasattr(y, "_fields"):  # a named tuple
+            return type(y)(*items)
+        return tuple(items) if isinstance(y, tuple) else items
 
-    clear_memos()
+    if fresh_memos:
+        clear_memos()
+    misses = {id(m): m.cache_info().misses for m in _memos() if hasattr(m, "cache_info")}
     setattr(owner, name, wrong)
     try:
         yield
@@ -130,7 +150,9 @@ def planted(plant: Plant):
             setattr(owner, name, raw)
         else:
             delattr(owner, name)
-        clear_memos()
+        for memo in _memos():
+            if fresh_memos or not hasattr(memo, "cache_info") or memo.cache_info().misses != misses.get(id(memo)):
+                memo.cache_clear()
 
 
 def failed_measurements(plant: Plant, result) -> list[str]:
@@ -154,8 +176,10 @@ def failed_measurements(plant: Plant, result) -> list[str]:
 def negative_control(claim, plant: Plant, device="cpu"):
     """Run ``claim``'s numeric check with ``plant`` in the library; return its :class:`CheckResult`.
 
-    The check is called directly (never through the ledger cache). A check that raises under the plant
-    has noticed it too: the exception propagates, for the caller to count as a failure."""
+    The check is called directly (never through the ledger cache), first with the package's memos as they are
+    (cheap: a plant in a function the check calls after them needs nothing recomputed); when that run does not
+    show the plant caught (:func:`failed_measurements`), again with every memo recomputed under the plant, and
+    that result is returned. A check that raises under the plant propagates the exception."""
     if claim.check is None:
         raise ValueError(f"claim {claim.id} has no numeric check to control")
     if plant not in claim.plants:
@@ -163,5 +187,9 @@ def negative_control(claim, plant: Plant, device="cpu"):
     device = torch.device(device)
     if device.type not in claim.devices:
         device = torch.device("cpu")
-    with planted(plant):
+    with planted(plant, fresh_memos=False):
+        result = claim.check(device)
+    if not failed_measurements(plant, result):
+        return result
+    with planted(plant, fresh_memos=True):
         return claim.check(device)

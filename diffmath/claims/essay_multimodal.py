@@ -24,6 +24,7 @@ import torch
 from diffmath import information as info
 from diffmath import snr
 from diffmath.claims._helpers import generator
+from diffmath.claims.controls import Plant
 from diffmath.claims.registry import CheckResult, Claim, Kind, Measurement, Source, register
 from diffmath.images import GaussianImage
 from diffmath.symbolic import Derivation, Hypothesis, Step
@@ -177,6 +178,10 @@ register(
         derive=_derive_m2,
         check=_check_m2,
         tests=(T + "test_downsampling_ratio_property",),
+        plants=(
+            Plant("diffmath.snr:patchify", rel=1e-7, why="every patchified number off by one part in 10^7",
+                  fails=("image block it comes from", "keeps every subpixel")),
+        ),
     )
 )
 
@@ -230,6 +235,10 @@ register(
         derive=_derive_m3,
         check=_check_m3,
         tests=(T + "test_token_grid_property",),
+        plants=(
+            Plant("diffmath.snr:patchify", rel=1e-7, why="every patchified number off by one part in 10^7",
+                  fails=("image block it comes from", "keeps every subpixel")),
+        ),
     )
 )
 
@@ -325,6 +334,15 @@ register(
         "L = 1024, V ≥ 2^165.12 ≈ 5×10⁴⁹ at L = 256), the smallest vocabularies as exact integers, and a reading of the "
         "exponents: 36 = 12 × 3 and 144 = 48 × 3, each token standing for 12 or 48 subpixels of the 64×64 image, so it "
         "must carry their bits.",
+        plants=(
+            Plant("diffmath.information:min_vocabulary", add=-1, why="the smallest vocabulary one too small",
+                  fails=("smallest integer V", "V - 1 does not")),
+            Plant("diffmath.information:min_vocabulary", add=-1e6,
+                  why="V_min 10^6 too small (4 parts in 10^7 at 3.44 bits, L = 1024)",
+                  fails=("in floating point", "log2 V_min")),
+            Plant("diffmath.information:budget_satisfied", rel=-1,
+                  why="eq. (2) never reported satisfied", fails=("V - 1 does not",)),
+        ),
     )
 )
 
@@ -446,6 +464,22 @@ register(
         "a law with a density carries H(Q(x)) = h(x) − d·log₂Δ + D(p‖p̄) ≥ h(x) − d·log₂Δ bits, finite for every Δ and "
         "growing by d bits per halving of Δ; for a Gaussian the gap D is about Δ²·tr(Σ⁻¹)/(24 ln 2). The chapter "
         "computes the figure for a Gaussian image law with a natural-image spectrum.",
+        plants=(
+            Plant("diffmath.information:entropy_bits", add=1e-9, why="every entropy 10^-9 bit too large",
+                  fails=("H(uniform)", "chain rule")),
+            Plant("diffmath.information:entropy_bits", rel=1e-4, why="every entropy one part in 10^4 too large",
+                  fails=("2000 random categoricals", "H(uniform)")),
+            Plant("diffmath.information:entropy_bits", rel=0.1, why="every entropy 10% too large (the chain's slack is 5%)",
+                  fails=("Markov chain (V = 3, L = 4)",)),
+            Plant("diffmath.information:normal_entropy_bits", rel=1e-6, why="the differential entropy one part in 10^6 too large",
+                  fails=("(a lower bound)",)),
+            Plant("diffmath.information:quantised_normal_entropy_bits", rel=1e-7,
+                  why="the quantised entropy one part in 10^7 too large",
+                  fails=("widened-Gaussian",)),
+            Plant("diffmath.information:quantised_normal_entropy_bits", rel=1e-3,
+                  why="the quantised entropy one part in 10^3 too large",
+                  fails=("halving delta",)),
+        ),
     )
 )
 
@@ -496,6 +530,10 @@ register(
         derive=_derive_m6,
         check=_check_m6,
         tests=(T + "test_patch_grid_property",),
+        plants=(
+            Plant("diffmath.snr:patchify", rel=1e-7, why="every patchified number off by one part in 10^7",
+                  fails=("image block it comes from", "keeps every subpixel")),
+        ),
     )
 )
 
@@ -558,6 +596,10 @@ register(
         "most 2³² values, so the 1/48 latent can code an image losslessly only if the image carries at most 32/48 = 2/3 bit "
         "per subpixel, well below the 3 bits the essay assumes for ImageNet-64 (larger images carry fewer bits per subpixel, "
         "but the float32 bound holds whatever the resolution).",
+        plants=(
+            Plant("diffmath.snr:patchify", rel=1e-7,
+                  why="every patchified number off by one part in 10^7", fails=("keeps every subpixel",)),
+        ),
     )
 )
 

@@ -30,6 +30,7 @@ from diffmath import montecarlo
 from diffmath import wasserstein as wd
 from diffmath import wbound as wb
 from diffmath.claims._helpers import generator, rel_err
+from diffmath.claims.controls import Plant
 from diffmath.claims.registry import (
     CheckResult,
     Claim,
@@ -214,6 +215,17 @@ register(
         chapter=CHAPTER,
         derive=_derive_c161,
         check=_check_c161,
+        plants=(
+            Plant("diffmath.wasserstein:bures_w2_squared", rel=1e-7, why="Bures W2^2 off by one part in 10^7", fails=("scipy",)),
+            Plant(
+                "diffmath.linear_flows:coupling_cost",
+                rel=1e-7,
+                why="the synchronous cost off by one part in 10^7",
+                fails=("1-D linear",),
+            ),
+            Plant("diffmath.linear_flows:coupling_cost", rel=-1e-4, why="the synchronous cost 10^-4 too small", fails=("2-D",)),
+            Plant("diffmath.wasserstein:w2_1d_mixtures", rel=0.2, why="the quadrature W2 20% too large", fails=("nonlinear",)),
+        ),
         tests=(
             "tests/test_linear_flows.py::test_synchronous_cost_bounds_bures_property",
             "tests/test_part16.py::test_one_d_synchronous_is_optimal_property",
@@ -304,6 +316,20 @@ register(
         chapter=CHAPTER,
         derive=_derive_c162,
         check=_check_c162,
+        plants=(
+            Plant(
+                "diffmath.linear_flows:lipschitz",
+                rel=-1e-9,
+                why="the Lipschitz constant 10^-9 too small",
+                fails=("numpy", "one-sided - Lipschitz"),
+            ),
+            Plant(
+                "diffmath.linear_flows:one_sided_lipschitz",
+                negate=True,
+                why="the one-sided constant with its sign flipped",
+                fails=("numpy", "-2x"),
+            ),
+        ),
         tests=(
             "tests/test_linear_flows.py::test_one_sided_le_lipschitz_property",
             "tests/test_linear_flows.py::test_tanh_layer_one_sided_ratio_property",
@@ -399,6 +425,23 @@ register(
         chapter=CHAPTER,
         derive=_derive_c163,
         check=_check_c163,
+        plants=(
+            Plant("diffmath.wasserstein:bures_w2", rel=1e-7, why="W2 off by one part in 10^7", fails=("affine flows + Bures",)),
+            Plant(
+                "diffmath.linear_flows:lemma_bound",
+                rel=1e-7,
+                why="the lemma's bound off by one part in 10^7",
+                fails=("by quadrature",),
+            ),
+            Plant(
+                "diffmath.linear_flows:linear_flow",
+                index=1,
+                rel=-1.0,
+                why="the flows lose their offset (delta)",
+                fails=("exact W2 / literal-sign bound", "exact W2 / bound with L = 0"),
+            ),
+            Plant("diffmath.wasserstein:bures_w2", rel=-1.0, why="W2 computed as 0", fails=("random 2-D linear pairs",)),
+        ),
         tests=(
             "tests/test_part16.py::test_counterexample_values",
             "tests/test_part16.py::test_literal_sign_search_finds_violation",
@@ -605,6 +648,26 @@ register(
         chapter=CHAPTER,
         derive=_derive_c169,
         check=_check_c169,
+        plants=(
+            Plant(
+                "diffmath.linear_flows:coupling_cost",
+                rel=-1e-5,
+                why="the coupling cost 10^-5 too small",
+                fails=("(W2 - Wtilde)/Wtilde",),
+            ),
+            Plant(
+                "diffmath.linear_flows:backward_one_sided_lipschitz",
+                negate=True,
+                why="the backward constant with its sign flipped",
+                fails=("Wtilde - corrected bound", "tightness"),
+            ),
+            Plant(
+                "diffmath.linear_flows:lemma_bound",
+                rel=1e-7,
+                why="the lemma's bound off by one part in 10^7",
+                fails=("tightness",),
+            ),
+        ),
         tests=(
             "tests/test_part16.py::test_corrected_lemma_property",
             "tests/test_part16.py::test_corrected_lemma_tight_on_linear_example",
@@ -724,6 +787,45 @@ register(
         chapter=CHAPTER,
         derive=_derive_c164,
         check=_check_c164,
+        plants=(
+            Plant(
+                "diffmath.linear_flows:coupling_cost",
+                rel=-0.002,
+                why="the coupling cost 0.2% too small",
+                fails=("(W2 - Wtilde)/Wtilde",),
+            ),
+            Plant(
+                "diffmath.wbound:LinearGaussianCase.constants",
+                index=0,
+                negate=True,
+                why="the backward constant with its sign flipped",
+                fails=("Wtilde - corrected bound",),
+            ),
+            Plant(
+                "diffmath.mixture:GaussianMixture.score_at",
+                rel=1e-6,
+                why="the PF-ODE's score off by one part in 10^6",
+                fails=("monotone map",),
+            ),
+            Plant(
+                "diffmath.wbound:MixtureGaussianModel.L_corrected",
+                negate=True,
+                why="the backward constant with the article's sign",
+                fails=("corrected bound - Wtilde", "corrected bound - exact W2"),
+            ),
+            Plant(
+                "diffmath.wbound:MixtureGaussianModel.score_gap",
+                rel=-0.6,
+                why="the score gap 60% too small",
+                fails=("g^2-coefficient",),
+            ),
+            Plant(
+                "diffmath.wbound:MixtureGaussianModel.L_literal",
+                negate=True,
+                why="the literal constant with the backward sign",
+                fails=("literal-sign bound - exact W2",),
+            ),
+        ),
         tests=(
             "tests/test_part16.py::test_diffusion_bound_linear_gaussian_property",
             "tests/test_part16.py::test_running_example_bounds",
@@ -821,6 +923,32 @@ register(
         chapter=CHAPTER,
         derive=_derive_c165,
         check=_check_c165,
+        plants=(
+            Plant(
+                "diffmath.mixture:GaussianMixture.score_at",
+                rel=1e-7,
+                why="the score off by one part in 10^7",
+                fails=("posterior-variance",),
+            ),
+            Plant(
+                "diffmath.wbound:MixtureGaussianModel.csm_gap",
+                rel=1e-7,
+                why="C_t off by one part in 10^7",
+                fails=("one Gaussian",),
+            ),
+            Plant(
+                "diffmath.wbound:MixtureGaussianModel.bound_csm",
+                rel=-1.0,
+                why="the CSM bound computed as 0",
+                fails=("sqrt(L_CSM) - bound",),
+            ),
+            Plant(
+                "diffmath.wbound:MixtureGaussianModel.L_corrected",
+                negate=True,
+                why="the backward constant with the article's sign",
+                fails=("sqrt(L_SM) - exact W2",),
+            ),
+        ),
         tests=(
             "tests/test_part16.py::test_csm_gap_two_routes_property",
             "tests/test_part16.py::test_csm_bound_dominates",
@@ -909,6 +1037,26 @@ register(
         chapter=CHAPTER,
         derive=_derive_c166,
         check=_check_c166,
+        plants=(
+            Plant(
+                "diffmath.score_matching:conditional_score",
+                rel=1e-7,
+                why="the conditional score off by one part in 10^7",
+                fails=("max rel. error",),
+            ),
+            Plant(
+                "diffmath.parametrisation:_from_x0_eps",
+                rel=1e-7,
+                why="the eps-to-score conversion off by one part in 10^7",
+                fails=("max rel. error",),
+            ),
+            Plant(
+                "diffmath.wbound:MixtureGaussianModel.L_corrected",
+                negate=True,
+                why="the backward constant with its sign flipped",
+                fails=("L_t > 0", "L_t < 0"),
+            ),
+        ),
         tests=(
             "tests/test_part16.py::test_eps_loss_identity_property",
             "tests/test_part16.py::test_weight_monotonicity_follows_sign_of_L",
@@ -1038,6 +1186,21 @@ register(
         chapter=CHAPTER,
         derive=_derive_c167,
         check=_check_c167,
+        plants=(
+            Plant(
+                "diffmath.wbound:ot_obstruction",
+                rel=1e-7,
+                why="tr(A + A^-1 - 2I) off by one part in 10^7",
+                fails=("sqrt(a_i)",),
+            ),
+            Plant("diffmath.wbound:ot_obstruction", rel=0.03, why="tr(A + A^-1 - 2I) 3% too large", fails=("OT coupling",)),
+            Plant(
+                "diffmath.wbound:obstruction_samples",
+                add=0.05,
+                why="every sample of (26) off by 0.05",
+                fails=("OT coupling", "rotation: z"),
+            ),
+        ),
         tests=(
             "tests/test_part16.py::test_ot_obstruction_closed_form_property",
             "tests/test_part16.py::test_ot_obstruction_monte_carlo",
@@ -1124,6 +1287,26 @@ register(
         chapter=CHAPTER,
         derive=_derive_c168,
         check=_check_c168,
+        plants=(
+            Plant(
+                "diffmath.linear_flows:one_sided_lipschitz",
+                negate=True,
+                why="the score model's one-sided constant with its sign flipped",
+                fails=("max excess",),
+            ),
+            Plant(
+                "diffmath.wbound:MixtureGaussianModel.L_kwon",
+                rel=1e-7,
+                why="the reported constant off by one part in 10^7",
+                fails=("exact backward constant",),
+            ),
+            Plant(
+                "diffmath.wbound:MixtureGaussianModel.score_gap",
+                rel=-0.5,
+                why="the score gap half its size",
+                fails=("SDE sampler",),
+            ),
+        ),
         tests=("tests/test_part16.py::test_kwon_constants_bound_backward_constant_property",),
         remark=r"**What could and could not be read.** The paper itself (arXiv 2212.06359, NeurIPS 2022) was not "
         r"available to us; only its abstract (OpenReview and arXiv listing pages) and two secondary restatements: a "

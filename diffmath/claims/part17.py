@@ -20,6 +20,7 @@ from diffmath import reflow as rf
 from diffmath import score_matching as smod
 from diffmath import wasserstein as wd
 from diffmath.claims._helpers import generator
+from diffmath.claims.controls import Plant
 from diffmath.claims.registry import (
     CheckResult,
     Claim,
@@ -160,6 +161,15 @@ register(
         remark=r"The objective leaves the law of $t$ unspecified; because $v$ is unconstrained at each $t$, the "
         r"minimiser is the same for any time density with full support. The article writes $\phi$ for its test "
         r"function in (12)–(15) and $\boldsymbol\varphi$ for the path; the two are unrelated.",
+        plants=(
+            Plant("diffmath.reflow:Coupling.velocity", rel=0.02, why="v* 2% too large", fails=("over 8 settings (paired)",)),
+            Plant(
+                "diffmath.reflow:Coupling.crossing",
+                rel=0.06,
+                why="tr Cov(u | x_t) 6% too large",
+                fails=("E tr Cov(u | x_t)",),
+            ),
+        ),
     )
 )
 
@@ -254,6 +264,22 @@ register(
         r"$t=0$ itself. For data concentrated on points or a low-dimensional set the Jacobian of $v^*$ blows up as "
         r"$t\to0$ (the data end), and numerical solvers must stop at some $t=\delta>0$. (A bibliographic note, not an "
         r"erratum: the article cites part 15 of the series as '(十四)（中）'.)",
+        plants=(
+            Plant(
+                "diffmath.reflow:Coupling._terms",
+                index=2,
+                rel=1e-7,
+                why="the conditional means of u off by one part in 10^7",
+                fails=("continuity residual",),
+            ),
+            Plant(
+                "diffmath.reflow:Coupling.velocity",
+                add=0.3,
+                why="v* off by 0.3 in every coordinate",
+                fails=("mean of ODE output", "KS over 4 projections"),
+            ),
+            Plant("diffmath.reflow:Coupling.velocity", rel=0.2, why="v* 20% too large", fails=("covariance entries",)),
+        ),
     )
 )
 
@@ -414,6 +440,15 @@ register(
             "tests/test_reflow.py::test_crossing_closed_form_1d_property",
             "tests/test_reflow.py::test_crossing_monte_carlo",
         ),
+        plants=(
+            Plant(
+                "diffmath.reflow:Coupling.component_crossing",
+                rel=0.05,
+                why="the closed-form minimum 5% too large",
+                fails=("Monte Carlo loss at v*",),
+            ),
+            Plant("diffmath.reflow:Coupling.velocity", rel=1e-5, why="v* off by one part in 10^5", fails=("OT coupling",)),
+        ),
     )
 )
 
@@ -473,6 +508,29 @@ register(
         r"needed; neither is used by the tower property. Dropping independence is what makes rectification "
         r"(C17.6) possible: the second ReFlow step trains on the coupling produced by the first. The derivation "
         r"shown is that of C17.2, whose setting already has a cross-covariance $c$.",
+        plants=(
+            Plant(
+                "diffmath.reflow:Coupling._terms",
+                index=2,
+                rel=1e-7,
+                why="the conditional means of u off by one part in 10^7",
+                fails=("continuity residual",),
+            ),
+            Plant(
+                "diffmath.reflow:Coupling.velocity",
+                add=0.3,
+                why="v* off by 0.3 in every coordinate",
+                fails=("mean of ODE output", "KS over 4 projections"),
+            ),
+            Plant("diffmath.reflow:Coupling.velocity", rel=0.2, why="v* 20% too large", fails=("covariance of ODE output",)),
+            Plant(
+                "diffmath.reflow:Coupling.sample",
+                index=1,
+                rel=0.05,
+                why="the noise draws 5% too large",
+                fails=("E[x_1] = 0",),
+            ),
+        ),
     )
 )
 
@@ -690,6 +748,55 @@ register(
         r"$p=1.5,3,4$, $\sum_i\log\cosh d_i$ and an anisotropic quadratic-plus-quartic cost. As negative controls, a "
         r"concave cost $-\|d\|^2$ and a bump $e^{-\|d-(m_1-m_0)\|^2/2}$ centred at the mean displacement both increase "
         r"under rectification by many standard errors: the convexity hypothesis is needed.",
+        plants=(
+            Plant("diffmath.reflow:Coupling.velocity", rel=1e-7, why="v* off by one part in 10^7", fails=("1-D mixture",)),
+            Plant(
+                "diffmath.linear_flows:linear_flow_tv",
+                index=0,
+                rel=1e-7,
+                why="the rectified map's slope off by one part in 10^7",
+                fails=("pushforward M S_0", "pushed mean"),
+            ),
+            Plant(
+                "diffmath.linear_flows:linear_flow_tv",
+                index=0,
+                rel=0.3,
+                why="the rectified map's slope 30% too steep",
+                fails=(
+                    "correlated start: min",
+                    "min eigenvalue of Cov",
+                    "convex c = |d|^2:",
+                    "convex c = |d|_1",
+                    "convex c = |d|^1.5",
+                    "convex c = |d|^3",
+                    "convex c = |d|^4",
+                    "convex c = sum_i log cosh",
+                    "convex c = 2 d_1^2",
+                    "(concave)",
+                    "(a bump)",
+                ),
+            ),
+            Plant(
+                "diffmath.linear_flows:linear_flow_tv",
+                index=0,
+                rel=0.6,
+                why="the rectified map's slope 60% too steep",
+                fails=("independent start",),
+            ),
+            Plant(
+                "diffmath.wasserstein:_mean_cov",
+                index=1,
+                rel=0.1,
+                why="the field built from covariances 10% too large",
+                fails=("E[(u - v*(x_t)) (x_t, 1)]",),
+            ),
+            Plant(
+                "diffmath.linear_flows:coupling_cost",
+                rel=0.05,
+                why="the rectified quadratic cost 5% too large",
+                fails=("bump costs vs closed form",),
+            ),
+        ),
     )
 )
 
@@ -759,6 +866,27 @@ register(
         derive=_derive_c177,
         check=_check_c177,
         tests=("tests/test_reflow.py::test_w2_bound_affine_model_property",),
+        plants=(
+            Plant(
+                "diffmath.linear_flows:backward_one_sided_lipschitz",
+                negate=True,
+                why="the one-sided Lipschitz constant with its sign flipped (in 1-D the forward constant)",
+                fails=("4 random 2-D", "attained"),
+            ),
+            Plant(
+                "diffmath.linear_flows:backward_one_sided_lipschitz",
+                rel=1e-5,
+                why="the backward constant off by one part in 10^5",
+                fails=("attained",),
+            ),
+            Plant(
+                "diffmath.linear_flows:linear_flow_tv",
+                index=1,
+                rel=1e-7,
+                why="the flow's offset off by one part in 10^7",
+                fails=("attained",),
+            ),
+        ),
     )
 )
 
@@ -859,6 +987,27 @@ register(
         remark=r"So a single rectification straightens the flow but does not in general reach the optimal coupling in "
         r"$d\ge2$; {cite:t}`liu2023rectified` obtain optimal couplings only in the limit of repeated rectification "
         r"with potential (gradient) fields, not after one step.",
+        plants=(
+            Plant(
+                "diffmath.linear_flows:coupling_cost",
+                rel=1e-7,
+                why="the rectified cost off by one part in 10^7",
+                fails=("commuting pairs: max |cost_rect",),
+            ),
+            Plant(
+                "diffmath.linear_flows:linear_flow_tv",
+                index=0,
+                rel=1e-7,
+                why="the rectified map's slope off by one part in 10^7",
+                fails=("Bures OT slope", "pushforward error"),
+            ),
+            Plant(
+                "diffmath.linear_flows:coupling_cost",
+                rel=-0.25,
+                why="the rectified cost 25% too small",
+                fails=("counterexample: cost_rect",),
+            ),
+        ),
     )
 )
 
@@ -934,5 +1083,9 @@ register(
         remark=r"For point masses ($\varepsilon=0$) the field is $v^*=(x-\mathbb E[x_0\mid x_t])/t$, singular at $t=0$; the "
         r"article's argument, which needs a well-posed ODE on the whole interval, then holds on $[\delta,1]$ only, and "
         r"samplers stop at $t=\delta$. Its growth factor $\exp\int L_t\,dt$ in the bound of C17.7 grows accordingly.",
+        plants=(
+            Plant("diffmath.reflow:Coupling.jacobian", rel=1e-7, why="the Jacobian off by one part in 10^7", fails=("at t*",)),
+            Plant("diffmath.reflow:Coupling.velocity", rel=1e-5, why="v* 10^-5 too steep", fails=("401-point",)),
+        ),
     )
 )

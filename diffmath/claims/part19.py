@@ -27,6 +27,7 @@ from diffmath import gan, montecarlo
 from diffmath import gradient_flows as gf
 from diffmath import linear_flows as lf
 from diffmath.claims._helpers import generator, rel_err
+from diffmath.claims.controls import Plant
 from diffmath.claims.registry import CheckResult, Claim, Kind, Measurement, Source, register
 from diffmath.symbolic import Derivation, Step
 
@@ -245,6 +246,19 @@ register(
         remark=r"The article speaks of 'the KL divergence between $p$ and $q_t$'. The functional is the reverse "
         r"divergence $\mathrm{KL}(q_t\|p)$, and the article's $q_t\to p$ needs conditions: see "
         r"{prf:ref}`C19.10 <claim-C19-10>` and {prf:ref}`C19.11 <claim-C19-11>`.",
+        plants=(
+            Plant("diffmath.gradient_flows:gaussian_fisher_1d", rel=1e-5, why="the Fisher information off by one part in 10^5",
+                  fails=("Gaussian: max rel. error",)),
+            Plant("diffmath.gradient_flows:pushforward_kl_rate", rel=0.04, why="the pushforward KL rate 4% too large",
+                  fails=("(paired, n=2e5)", "d=2,3 mixture target")),
+            Plant("diffmath.gradient_flows:gaussian_kl_nd", rel=1e-7, why="the d-dimensional KL off by one part in 10^7",
+                  fails=("torch.distributions",)),
+            Plant("diffmath.gradient_flows:gaussian_fisher_nd", rel=0.1, why="the d-dimensional Fisher information 10% too large",
+                  fails=("Monte Carlo E_q",)),
+            Plant("diffmath.gradient_flows:gaussian_fisher_nd", rel=1e-5,
+                  why="the d-dimensional Fisher information off by one part in 10^5",
+                  fails=("along the closed-form flow",)),
+        ),
     )
 )
 
@@ -350,6 +364,20 @@ register(
         remark="Unlike a diffusion model's probability-flow ODE, whose velocity is a fixed function of $(x,t)$, "
         "the velocity here can only be evaluated once the current law is known: this is the gap that the "
         "discriminator fills.",
+        plants=(
+            Plant("diffmath.gradient_flows:gaussian_closure_velocity", rel=1e-5,
+                  why="the particle velocity off by one part in 10^5",
+                  fails=("particle moments", "particles' empirical mean")),
+            Plant("diffmath.gradient_flows:gaussian_flow", index=0, add=0.05, why="the flow's mean off by 0.05 (about 14 SE)",
+                  fails=("z of the mean vs",)),
+            Plant("diffmath.gradient_flows:gaussian_flow", index=1, rel=0.06, why="the flow's standard deviation 6% too large",
+                  fails=("z of the variance vs",)),
+            Plant("diffmath.gradient_flows:gaussian_flow_nd", index=0, add=0.05, why="the d-dimensional flow's mean off by 0.05",
+                  fails=("z of the mean's entries",)),
+            Plant("diffmath.gradient_flows:gaussian_flow_nd", index=1, rel=0.12,
+                  why="the d-dimensional flow's covariance 12% too large",
+                  fails=("z of the covariance's entries",)),
+        ),
     )
 )
 
@@ -406,6 +434,10 @@ register(
             "tests/test_gan.py::test_logistic_fit_recovers_log_ratio",
         ),
         remark="$D$ is the logit (pre-sigmoid output); the particle step (6) uses its gradient.",
+        plants=(
+            Plant("diffmath.gan:fit_quadratic_logit", index=0, rel=0.2,
+                  why="the fitted coefficients 20% too large (about 10 SE for c0)"),
+        ),
     )
 )
 
@@ -483,6 +515,15 @@ register(
         derive=_derive_c194,
         check=_check_c194,
         tests=("tests/test_gan.py::test_fgan_critic_pointwise_max_property",),
+        plants=(
+            Plant("diffmath.gan:fgan_objective_density", rel=1e-7, why="the variational integrand off by one part in 10^7",
+                  fails=("max rel. gap",)),
+            Plant("diffmath.gan:fgan_optimal_critic", rel=1e-3,
+                  why="T* off by one part in 10^3 (the bound is stationary there: a 1e-6 effect)",
+                  fails=("max rel. gap",)),
+            Plant("diffmath.gan:fgan_optimal_critic", rel=0.1,
+                  why="T* 10% off: no longer the maximiser", fails=("min decrease",)),
+        ),
     )
 )
 
@@ -548,6 +589,10 @@ register(
         derive=_derive_c195,
         check=_check_c195,
         tests=("tests/test_gan.py::test_one_step_equivalence_property",),
+        plants=(
+            Plant("diffmath.gan:generator_loss", rel=1e-7, why="the generator loss (11) off by one part in 10^7"),
+            Plant("diffmath.gan:projection_loss", rel=1e-7, why="the projection loss (8) off by one part in 10^7"),
+        ),
     )
 )
 
@@ -725,6 +770,21 @@ register(
         "Solving (8) to optimality is a different update, preconditioned by $\\mathbb E[J^\\top J]^{-1}$; the two agree "
         "only for a parametrisation with orthonormal Jacobian on average (a factor $\\sigma_t^2$ for log-scale, "
         "$d\\sigma_t^2$ for $L=e^\\rho I$ in $\\mathbb R^d$).",
+        plants=(
+            Plant("diffmath.gan:gauss_newton_step", rel=1e-6, why="the Gauss-Newton step off by one part in 10^6",
+                  fails=("least-squares argmin",)),
+            Plant("diffmath.gradient_flows:moment_rhs", index=1, rel=1e-7,
+                  why="the flow's sigma velocity off by one part in 10^7",
+                  fails=("moment velocity of the flow", "minus σ_t²")),
+            Plant("diffmath.gan:affine_gauss_newton_metric", rel=1e-7, why="the closed-form E[J^T J] off by one part in 10^7",
+                  fails=("E[JᵀJ]",)),
+            Plant("diffmath.gan:affine_parameter_velocity", index=1, rel=1e-7, why="the scale velocity off by one part in 10^7",
+                  fails=("vs affine_parameter_velocity",)),
+            Plant("diffmath.gradient_flows:moment_rhs_nd", index=1, rel=1e-7,
+                  why="the flow's covariance velocity off by one part in 10^7",
+                  fails=("L a full matrix",)),
+            Plant("diffmath.gan:flat_jacobian", rel=1e-7, why="the autograd Jacobian off by one part in 10^7", fails=("dσ_t²",)),
+        ),
     )
 )
 
@@ -817,6 +877,12 @@ register(
         remark="The article (after MonoFlow) argues that the usual 'plug in $D^*$' derivation does not describe alternating "
         "training. For the pair it discusses (vanilla $D$, generator loss $-D$) the two gradients coincide exactly; the "
         "inconsistency is real for other generator losses, e.g. the non-saturating one.",
+        plants=(
+            Plant("diffmath.gradient_flows:gaussian_kl_1d", rel=1e-7, why="the closed-form KL off by one part in 10^7",
+                  fails=("stop-gradient gradient vs", "plug-in gradient vs")),
+            Plant("diffmath.gradient_flows:gaussian_kl_nd", rel=1e-7, why="the d-dimensional KL off by one part in 10^7",
+                  fails=("g=μ+Lz, loss −D",)),
+        ),
     )
 )
 
@@ -920,6 +986,15 @@ register(
         remark="The article does not prove this and refers to the paper; the dissipation identity above is the short "
         "proof. Increasing $h$ guarantees descent of the KL but the fixed point $q=p$ is reached only under the "
         "conditions of C19.10–C19.11.",
+        plants=(
+            Plant("diffmath.gradient_flows:pushforward_kl_rate", rel=0.04, why="the pushforward KL rate 4% too large",
+                  fails=("h=identity: z", "h=minimax: z", "h=nonsaturating: z")),
+            Plant("diffmath.gradient_flows:pushforward_kl_rate", rel=0.08, why="the pushforward KL rate 8% too large",
+                  fails=("all three h: max z",)),
+            Plant("diffmath.gradient_flows:pushforward_kl_rate", negate=True, why="the KL rate's sign flipped",
+                  fails=("h=identity: dKL rate + 5 SE", "h=minimax: dKL rate + 5 SE", "h=nonsaturating: dKL rate + 5 SE",
+                         "max of dKL rate + 5 SE")),
+        ),
     )
 )
 
@@ -1050,6 +1125,14 @@ register(
             "tests/test_gan.py::test_frozen_objective_nd_closed_form_property",
             "tests/test_gan.py::test_frozen_runs_nd",
         ),
+        plants=(
+            Plant("diffmath.gan:frozen_generator_objective", negate=True, why="the generator objective's sign flipped",
+                  fails=("σ_t=0.3 < s=0.5", "σ_t=0.8 > s=0.5")),
+            Plant("diffmath.gradient_flows:moment_rhs", index=0, rel=1e-7, why="the flow's mean velocity off by one part in 10^7",
+                  fails=("400 steps on (8)",)),
+            Plant("diffmath.gan:frozen_generator_objective_nd", rel=1e-7, why="the closed-form objective off by one part in 10^7",
+                  fails=("closed-form E_z[−D*(μ+Lz)]",)),
+        ),
     )
 )
 
@@ -1137,6 +1220,15 @@ register(
         derive=_derive_c1910,
         check=_check_c1910,
         tests=("tests/test_gradient_flows.py::test_lsi_bound_property", "tests/test_gradient_flows.py::test_lsi_bound_nd_property"),
+        plants=(
+            Plant("diffmath.gradient_flows:lsi_bound", rel=-1e-7, why="the log-Sobolev bound one part in 10^7 too small",
+                  fails=("max over 200 random", "equal variances", "max over 10 seeded", "top eigenvector")),
+            Plant("diffmath.gradient_flows:gaussian_flow", index=0, rel=1e-7, why="the flow's mean off by one part in 10^7",
+                  fails=("equal variances",)),
+            Plant("diffmath.gradient_flows:gaussian_flow_nd", index=0, rel=1e-7,
+                  why="the d-dimensional flow's mean off by one part in 10^7",
+                  fails=("top eigenvector",)),
+        ),
     )
 )
 
@@ -1193,6 +1285,13 @@ register(
         tests=("tests/test_gradient_flows.py::test_spectral_gap_gaussian_and_mixture",),
         remark="The article states $\\lim_{t\\to\\infty}q_t=p$ without conditions. It holds for smooth positive targets, but "
         "the time needed is set by a functional inequality of $p$ and can be astronomically long.",
+        plants=(
+            Plant("diffmath.gradient_flows:spectral_gap_1d", rel=1e-3, why="the spectral gap one part in 10^3 too large",
+                  fails=("N(0.3,0.7²)",)),
+            Plant("diffmath.gradient_flows:langevin_generator_1d", index=1, rel=-1e-7,
+                  why="the grid chain's jump rates 10^-7 too small (it leaks)",
+                  fails=("each mode alone", "tanh Rayleigh")),
+        ),
     )
 )
 
@@ -1270,5 +1369,13 @@ register(
         remark="The training deviations are asserted near what this seeded run reached, not derived: they are dominated "
         "by the discriminator's sampling error, which shrinks like $n^{-1/2}$. The time discretisation is checked as a "
         "rate: the Euler moments approach the continuous flow at first order in $\\epsilon$.",
+        plants=(
+            Plant("diffmath.gan:fit_quadratic_logit", index=0, rel=0.2, why="the fitted discriminator 20% too steep",
+                  fails=("particles moved by", "affine generator, one SGD step")),
+            Plant("diffmath.gradient_flows:gaussian_flow", index=0, add=0.02, why="the flow's mean off by 0.02",
+                  fails=("(first order: 2)",)),
+            Plant("diffmath.gradient_flows:gaussian_flow", index=0, add=0.01, why="the flow's mean off by 0.01",
+                  fails=("from above",)),
+        ),
     )
 )

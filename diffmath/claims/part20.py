@@ -19,6 +19,7 @@ import torch
 
 from diffmath import montecarlo, wgan
 from diffmath.claims._helpers import generator, rel_err
+from diffmath.claims.controls import Plant
 from diffmath.claims.registry import (
     CheckResult,
     Claim,
@@ -193,6 +194,9 @@ register(
         derive=_derive_c202,
         check=_check_c202,
         tests=(TESTS + "test_chain_rule_property",),
+        plants=(
+            Plant("diffmath.wgan:critic_gradient", rel=1e-7, why="the critic's gradient off by one part in 10^7"),
+        ),
     )
 )
 
@@ -294,6 +298,12 @@ register(
         r"the finite difference $D(x_1)-D(x_0)$. No such assumption is needed: averaged over $t\sim U[0,1]$ the two are "
         r"equal for every pair. The exactness is tied to the uniform time density; a logit-normal density, for example, "
         r"gives a different objective.",
+        plants=(
+            Plant("diffmath.wgan:critic_gradient", rel=1e-7, why="the critic's gradient off by one part in 10^7",
+                  fails=("int_0^1 <grad D", "logit-normal weight: direct")),
+            Plant("diffmath.wgan:critic_loss", rel=1e-6, why="the critic loss (10) off by one part in 10^6",
+                  fails=("ReFlow loss (3) dt",)),
+        ),
     )
 )
 
@@ -372,6 +382,14 @@ register(
         remark=r"WGAN-GP {cite:p}`gulrajani2017improved` penalises $\lambda(\|\nabla D\|-1)^2$; the zero-centred form "
         r"is the one of {cite:t}`mescheder2018which` and, with other exponents, {cite:t}`wu2018wgandiv`. That it "
         r"'usually works better' is an empirical statement of those papers, not something this derivation shows.",
+        plants=(
+            Plant("diffmath.wgan:reflow_gradient_loss", rel=1e-7, why="the ReFlow-gradient loss (3) off by one part in 10^7",
+                  fails=("parameter gradients",)),
+            Plant("diffmath.wgan:critic_loss", rel=1e-7, why="the critic loss (10) off by one part in 10^7",
+                  fails=("critic loss of cD",)),
+            Plant("diffmath.wgan:critic_loss", add=0.02, why="a constant 0.02 (about 45 SE) added to the critic loss",
+                  fails=("z, mean of ReFlow", "per-sample spread")),
+        ),
     )
 )
 
@@ -453,6 +471,16 @@ register(
         derive=_derive_c205,
         check=_check_c205,
         tests=(TESTS + "test_excess_identity_property", TESTS + "test_vbar_is_optimal_gradient_1d_property"),
+        plants=(
+            Plant("diffmath.wgan:time_averaged_field", index=1, rel=1e-7, why="vbar off by one part in 10^7",
+                  fails=("Gaussians: max rel. error, vbar", "mixture: max rel. error, vbar")),
+            Plant("diffmath.wgan:time_averaged_field", index=0, rel=1e-7, why="rho off by one part in 10^7",
+                  fails=("int rho dx - 1",)),
+            Plant("diffmath.wgan:optimal_critic_value_1d", rel=1e-7, why="J* off by one part in 10^7",
+                  fails=("Gaussians: max rel. error of J(D)", "mixture: max rel. error of J(D)")),
+            Plant("diffmath.wgan:cdf_difference_1d", rel=1e-7, why="F0 - F1 off by one part in 10^7",
+                  fails=("Gaussians: max rel. error of J(D)", "mixture: max rel. error of J(D)")),
+        ),
     )
 )
 
@@ -514,6 +542,13 @@ register(
         remark="The error in the bulk is a property of this seeded training (asserted at the statement's 'a few percent', "
         "5%); what holds for any training is that the measured error respects the bound that the held-out loss "
         "certifies through C20.5's excess identity.",
+        plants=(
+            Plant("diffmath.wgan:optimal_critic_gradient_1d", rel=0.1, why="the closed-form D*' 10% too large",
+                  fails=("in the bulk",)),
+            Plant("diffmath.wgan:critic_loss", add=-0.2, why="a constant -0.2 (about 12 SE) in the critic loss",
+                  fails=("everywhere", "z, held-out")),
+            Plant("diffmath.wgan:optimal_critic_value_1d", rel=-0.01, why="J* 1% too high", fails=("never below 0",)),
+        ),
     )
 )
 
@@ -564,6 +599,11 @@ register(
         derive=_derive_c206,
         check=_check_c206,
         tests=(TESTS + "test_generator_step_property",),
+        plants=(
+            Plant("diffmath.wgan:generator_step_gradients", index=1, rel=1e-7,
+                  why="the WGAN generator gradient off by 1 part in 10^7"),
+            Plant("diffmath.wgan:critic_gradient", rel=1e-7, why="the critic's gradient off by one part in 10^7"),
+        ),
     )
 )
 
@@ -655,6 +695,14 @@ register(
         r"the ODE from $t=0$ to $1$; re-forming the coupling and restarting the clock at $t=0$ every step breaks it. "
         r"The corrected statement is {prf:ref}`C20.10 <claim-C20-10>`: with the time-independent gradient field of "
         r"the WGAN-GP section the fixed point is $p_0=p_1$ and the generator converges to the data.",
+        plants=(
+            Plant("diffmath.wgan:reflow_velocity", rel=1e-7, why="the exact velocity off by one part in 10^7",
+                  fails=("exact ReFlow velocity at t = 0",)),
+            Plant("diffmath.wasserstein:monotone_map_1d", rel=1e-6, why="the monotone map off by one part in 10^6",
+                  fails=("rel. error of that W2",)),
+            Plant("diffmath.wgan:reflow_velocity", rel=-0.5, why="the t = 0 field at half strength",
+                  fails=("generator std after",)),
+        ),
     )
 )
 
@@ -716,6 +764,13 @@ register(
         "restricts the function class, changes the optimum from the t-dependent field to its time average, and that "
         "change is what turns the collapsing scheme into a convergent one. The convergence is measured on a "
         "Gaussian family; the fixed-point statement holds in general.",
+        plants=(
+            Plant("diffmath.wgan:cdf_difference_1d", add=1e-12, why="F0 - F1 off by 1e-12", fails=("max |D*'|",)),
+            Plant("diffmath.wgan:optimal_critic_gradient_1d", add=1e-5, why="D*' biased by 1e-5",
+                  fails=("W2(generator, data) after",)),
+            Plant("diffmath.wgan:optimal_critic_gradient_1d", negate=True, why="D*' with its sign flipped",
+                  fails=("largest increase",)),
+        ),
     )
 )
 
@@ -817,6 +872,19 @@ register(
         r"first order in $\epsilon$. How "
         r"far $\mathcal W_2$ falls, that it falls at every step of a finite cloud, and how closely the mode fractions "
         r"match the weights are measurements of this seeded run.",
+        plants=(
+            Plant("diffmath.wgan:reflow_velocity", rel=1e-7, why="the t = 0 field off by one part in 10^7",
+                  fails=("max_k max_i",)),
+            Plant("diffmath.wasserstein:_quantile_bins", index=2, rel=1e-3, why="the component sds 0.1% too large in the W2",
+                  fails=("|W2(cloud, p1) - sd(p1)|",)),
+            Plant("diffmath.wgan:reflow_velocity", negate=True, why="the t = 0 field with its sign flipped",
+                  fails=("fraction of the cloud in the left mode",)),
+            Plant("diffmath.wgan:optimal_critic_gradient_1d", add=0.01, why="D*' biased by 0.01",
+                  fails=("monotone-map partner",)),
+            Plant("diffmath.wgan:optimal_critic_gradient_1d", rel=-0.5, why="D*' at half strength", fails=("closest cloud",)),
+            Plant("diffmath.wgan:optimal_critic_gradient_1d", negate=True, why="D*' with its sign flipped",
+                  fails=("largest per-step change", "|fraction in the left mode - F1")),
+        ),
     )
 )
 
@@ -946,5 +1014,11 @@ register(
         derive=_derive_c208,
         check=_check_c208,
         tests=(TESTS + "test_dual_bound_below_primal_property", TESTS + "test_gradient_gap_zero_for_gradient_field"),
+        plants=(
+            Plant("diffmath.wgan:time_averaged_field", index=0, add=2e-4, why="rho with a floor of 2e-4 (mass not 1)",
+                  fails=("dual lower bound",)),
+            Plant("diffmath.wgan:time_averaged_field", index=1, negate=True, why="vbar with its sign flipped",
+                  fails=("z, paired MC", "strictly positive")),
+        ),
     )
 )

@@ -17,6 +17,7 @@ import sympy as sp
 import torch
 
 from diffmath import mean_value as mv
+from diffmath.claims.controls import Plant
 from diffmath.claims.registry import CheckResult, Claim, Kind, Measurement, Source, register
 from diffmath.flows import gaussian_flow, solve_pf_ode
 from diffmath.mixture import GaussianMixture
@@ -92,6 +93,12 @@ register(
             "tests/test_schedules.py::test_edm_rho_grid_property",
             "tests/test_schedules.py::test_edm_rho_grid_uniform_at_rho_one_and_geometric_limit",
             T + "test_rho_grid_approaches_geometric_property",
+        ),
+        # edm_rho_grid is bound here by "from ... import" and calls no library function: a plant cannot reach the
+        # first three measurements
+        plants=(
+            Plant("diffmath.mean_value:edm_rho_limit", rel=1e-2, why="the geometric grid 1% too large",
+                  fails=("log(grid / geometric)", "shrinks like 1/rho")),
         ),
         remark="The library's grid is descending (sigma_max first), as in EDM's code; the article numbers the nodes upwards.",
     )
@@ -206,6 +213,11 @@ register(
         derive=_derive_c216,
         check=_check_c216,
         tests=(T + "test_cubic_counterexample_property", T + "test_cubic_counterexample_values"),
+        plants=(
+            Plant("diffmath.mean_value:cubic_mean_value_time", rel=1e-7, why="s* off by one part in 10^7",
+                  fails=("u(s*) - chord",)),
+            Plant("diffmath.mean_value:cubic_mean_value_time", negate=True, why="s* with the wrong sign", fails=("inside",)),
+        ),
         remark=r"Counterexample: $x(t)=(t,t^3)$ satisfies the mean-value property on every interval, with "
         r"$s_*=\operatorname{sign}(a+b)\sqrt{(a^2+ab+b^2)/3}$ (on $[0,1]$: $s_*=1/\sqrt3\approx0.577$), yet it bends "
         r"away from its chord by $2/(3\sqrt6)\approx0.272$ on $[0,1]$. Any curve with one coordinate linear in $t$ does "
@@ -342,6 +354,14 @@ register(
         chapter=CHAPTER,
         check=_check_c217,
         tests=(T + "test_pca_residuals_property", T + "test_isotropic_trajectory_is_a_line"),
+        # the mixture measurements are reporting thresholds far from their values (1.0e-3 vs 1e-2; 1 - 2e-6 vs 0.999):
+        # the top-2 residual could only be failed by a tenfold error, and is left without a plant
+        plants=(
+            Plant("diffmath.mean_value:pca_residuals", index=0, add=1e-10, why="the PCA residuals off by 1e-10",
+                  fails=("isotropic",)),
+            Plant("diffmath.mean_value:pca_residuals", index=1, rel=-2e-3, why="the explained variance 0.2% low",
+                  fails=("explained",)),
+        ),
         remark="Only two facts are guaranteed and asserted tightly: PCA residuals do not increase with k, and an "
         "isotropic Gaussian's trajectory is an exact segment towards the mean. The mixture numbers are measurements "
         "on our toys, with loose reporting thresholds; anisotropic data bend trajectories.",
@@ -416,6 +436,14 @@ register(
         derive=_derive_c218,
         check=_check_c218,
         tests=(T + "test_mean_value_time_property", T + "test_mean_value_time_rejects_bad_input"),
+        plants=(
+            Plant("diffmath.mean_value:mean_value_time", negate=True, why="s* with the wrong sign", fails=("outside",)),
+            Plant("diffmath.mean_value:mean_value_time", rel=1e-7, why="s* off by one part in 10^7", fails=("phi(s*)",)),
+            # phi and s* stay consistent, so only the vector step sees it; 1e-9: a larger c error breaks
+            # mean_value_time's bracket on the shortest steps (a ValueError, not a measurement)
+            Plant("diffmath.mean_value:isotropic_velocity_gain", rel=1e-9, why="the velocity gain c off by one part in 10^9",
+                  fails=("gaussian_flow",)),
+        ),
         remark="For a mixture, no single time makes the step exact for every starting point; that is what AMED learns to approximate.",
     )
 )
@@ -471,6 +499,7 @@ register(
         derive=_derive_c219,
         check=_check_c219,
         tests=(T + "test_euler_exact_for_point_mass_property",),
+        plants=(Plant("diffmath.mean_value:euler_step", rel=1e-7, why="the Euler step off by one part in 10^7"),),
     )
 )
 
@@ -537,6 +566,11 @@ register(
         derive=_derive_c2110,
         check=_check_c2110,
         tests=(T + "test_afs_ratio_property",),
+        plants=(
+            Plant("diffmath.mean_value:afs_ratio", rel=1e-7, why="the AFS ratio off by one part in 10^7", fails=("measured",)),
+            Plant("diffmath.mean_value:afs_ratio", rel=1e-6, why="the AFS ratio off by one part in 10^6", fails=("remainder",)),
+            Plant("diffmath.mean_value:afs_ratio", rel=1e-4, why="the AFS ratio off by one part in 10^4", fails=("T = 80",)),
+        ),
         remark=r"The article says $v(x_T,T)$ is 'very close to $x_T$'; in EDM coordinates it is close to $x_T/\sqrt{1+T^2}\approx x_T/T$, "
         r"which is what the code uses. The statement holds for VP-normalised $x$.",
     )
@@ -607,6 +641,10 @@ register(
             "tests/test_denoisers.py::test_ddim_equals_euler_in_edm_coordinates",
             "tests/test_part21.py::test_ddim_step_is_euler_property",
         ),
+        plants=(
+            Plant("diffmath.samplers:sample_ddim_discrete", rel=1e-7, why="DDIM's output off by one part in 10^7"),
+            Plant("diffmath.samplers:to_d", rel=1e-7, why="Euler's direction off by one part in 10^7"),
+        ),
         remark=r"Article 21 works in EDM's time $t=\sigma$, where the statement is exact. A reader who applies Euler "
         r"to the VP-time ODE instead does not get DDIM.",
     )
@@ -658,6 +696,12 @@ register(
         tests=(
             "tests/test_samplers.py::test_convergence_order",
             "tests/test_samplers.py::test_convergence_order_property",
+        ),
+        plants=(
+            # a direction error of relative size rel leaves an O(rel) error that does not shrink with the step:
+            # it must exceed the discretisation error at 64 steps (Heun 8e-4, Euler 2.4e-2) to flatten the order
+            Plant("diffmath.samplers:to_d", rel=3e-3, why="the direction 0.3% too large", fails=("Heun",)),
+            Plant("diffmath.samplers:to_d", rel=3e-2, why="the direction 3% too large", fails=("Euler",)),
         ),
     )
 )
@@ -725,5 +769,6 @@ register(
         derive=_derive_c214,
         check=_check_c214,
         tests=("tests/test_part21.py::test_dpm_solver_2_is_geometric_midpoint_property",),
+        plants=(Plant("diffmath.samplers:to_d", rel=1e-7, why="the direction off by one part in 10^7"),),
     )
 )

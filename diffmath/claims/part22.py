@@ -17,6 +17,7 @@ import torch
 from diffmath import resolution as res
 from diffmath import snr
 from diffmath.claims._helpers import generator
+from diffmath.claims.controls import Plant
 from diffmath.claims.registry import CheckResult, Claim, Kind, Measurement, Source, register
 from diffmath.images import GaussianImage
 from diffmath.schedules import LogSNRCosine, RectifiedFlow, ShiftedSchedule, VPCosine, sd3_time_shift
@@ -107,6 +108,16 @@ register(
         tests=(T + "test_pooled_white_noise_covariance_property", "tests/test_resolution.py::test_pool_matches_dense_matrix_property"),
         remark="The independence of the noise pixels is essential: for correlated noise (last measurement) pooling keeps "
         "a larger share of the variance.",
+        plants=(
+            Plant("diffmath.resolution:pool_matrix", rel=1e-7, why="D off by one part in 10^7", fails=("s^2 D D^T",)),
+            Plant("diffmath.resolution:pool", rel=0.03, why="pooled images 3% too large", fails=("pooled white-noise variance",)),
+            Plant(
+                "diffmath.images:_box_response",
+                rel=-0.1,
+                why="the pooling box's response 10% too small",
+                fails=("fraction of variance kept",),
+            ),
+        ),
     )
 )
 
@@ -197,6 +208,29 @@ register(
         r"gain in signal-to-noise power is $s^2P(\mathcal Dx_0)/P(x_0)$, anywhere in $[0,s^2]$ per image, $s^2$ only for "
         r"block-constant images and 1 on average for white ones; for power-law fields it lies in between and grows with "
         r"the exponent (the check's setting lists the values).",
+        plants=(
+            Plant(
+                "diffmath.images:_box_response",
+                rel=1e-7,
+                why="the pooling box's response off by one part in 10^7",
+                fails=("spectra vs dense", "white images (alpha = 0)"),
+            ),
+            Plant("diffmath.resolution:pool", rel=1e-7, why="pooling off by one part in 10^7", fails=("block-constant",)),
+            Plant("diffmath.resolution:signal_power", add=1e-9, why="the signal power off by 1e-9", fails=("checkerboard",)),
+            Plant(
+                "diffmath.snr:expected_pooling_gain",
+                rel=-1.0,
+                add=1.0,
+                why="the expected gain stuck at its white-noise value 1",
+                fails=("consecutive gain increments",),
+            ),
+            Plant(
+                "diffmath.snr:expected_pooling_gain",
+                rel=0.05,
+                why="the expected gain 5% too large",
+                fails=("stays below", "Monte Carlo expected gain"),
+            ),
+        ),
     )
 )
 
@@ -303,6 +337,33 @@ register(
         r"uses the 256 reference and the noise end the 32 one (the library's `ShiftedSchedule(base, (d/256, d/32))`). "
         r"Secondary transcriptions of the paper's eq. 6 read the other way round; we follow the code. The machine "
         r"translation of the article prints $r^2$ in (5); the original has $s^2$.",
+        plants=(
+            Plant(
+                "diffmath.schedules:ShiftedSchedule.alpha",
+                rel=1e-7,
+                why="the shifted alpha off by one part in 10^7",
+                fails=("shifted cosine alpha^2", "bisection"),
+            ),
+            Plant(
+                "diffmath.snr:aligned_alpha",
+                index=0,
+                rel=1e-7,
+                why="alpha_hi off by one part in 10^7",
+                fails=("aligned_alpha",),
+            ),
+            Plant(
+                "diffmath.schedules:ShiftedSchedule.log_snr",
+                rel=1e-8,
+                why="the shifted log-SNR off by one part in 10^8",
+                fails=("lambda_shifted", "(d/64)", "interpolated schedule"),
+            ),
+            Plant(
+                "diffmath.schedules:ShiftedSchedule.alpha",
+                negate=True,
+                why="the shifted alpha's sign flipped",
+                fails=("monotone",),
+            ),
+        ),
     )
 )
 
@@ -372,6 +433,21 @@ register(
         r"properties here follow from the definitions. On the weights: three independent transcriptions of the paper "
         r"(not the paper itself, which we could not read) give $\sum_{s\in\{32,64,\dots,d\}}\frac1s\mathcal L^{s\times s}$, "
         r"i.e. more weight at lower resolution, rather than a plain average.",
+        plants=(
+            Plant(
+                "diffmath.snr:multiscale_loss",
+                rel=1e-7,
+                why="the multiscale loss off by one part in 10^7",
+                fails=("block-constant errors",),
+            ),
+            Plant(
+                "diffmath.snr:multiscale_loss",
+                rel=0.15,
+                why="the multiscale loss 15% too large",
+                fails=("max |z| of E L_s", "for white errors (1/s^2)"),
+            ),
+            Plant("diffmath.snr:multiscale_loss", rel=-0.25, why="the multiscale loss 25% too small", fails=("smooth",)),
+        ),
     )
 )
 
@@ -424,6 +500,14 @@ register(
         derive=_derive_c225,
         check=_check_c225,
         tests=(T + "test_patchify_is_a_permutation_property",),
+        plants=(
+            Plant(
+                "diffmath.snr:patchify",
+                rel=1e-7,
+                why="patch values off by one part in 10^7",
+                fails=("patch (17, 41)", "permutation"),
+            ),
+        ),
     )
 )
 
@@ -503,6 +587,20 @@ register(
         remark="Su's reply in the comments (2024-04-25) notes that SD3 applies its shift in training as well; the identity "
         "above is about the schedules only. Since a shift is a time reparametrisation of the schedule, it changes the "
         "sampler's grid, not the probability-flow ODE (claim C0.9).",
+        plants=(
+            Plant(
+                "diffmath.schedules:ShiftedSchedule.sigma",
+                rel=1e-7,
+                why="the shifted sigma off by one part in 10^7",
+                fails=("SD3's formula",),
+            ),
+            Plant(
+                "diffmath.schedules:ShiftedSchedule.log_snr",
+                rel=1e-8,
+                why="the shifted log-SNR off by one part in 10^8",
+                fails=("lambda' - lambda",),
+            ),
+        ),
     )
 )
 

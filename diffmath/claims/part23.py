@@ -19,6 +19,7 @@ from diffmath import resolution as res
 from diffmath import upsample_guidance as ug
 from diffmath.claims._helpers import generator, rel_err
 from diffmath.claims.part22 import _sym_pool_matrix
+from diffmath.claims.controls import Plant
 from diffmath.claims.registry import CheckResult, Claim, Kind, Measurement, Source, register
 from diffmath.denoisers import exact_eps_model
 from diffmath.images import GaussianImage
@@ -100,6 +101,13 @@ register(
         derive=_derive_c231,
         check=_check_c231,
         tests=(T + "test_ddpm_step_mean_is_posterior_mean_property", "tests/test_ddpm.py::test_step_noise_scale"),
+        plants=(
+            Plant("diffmath.ddpm:step_mean", rel=1e-9, why="the mean of (1) off by one part in 10^9", fails=("eq. (1)'s mean",)),
+            Plant("diffmath.ddpm:posterior", index=0, rel=1e-8, why="the posterior mean off by one part in 10^8",
+                  fails=("posterior mean vs Gaussian conditioning",)),
+            Plant("diffmath.ddpm:posterior", index=1, rel=1e-8, why="the posterior std off by one part in 10^8",
+                  fails=("posterior variance",)),
+        ),
     )
 )
 
@@ -167,6 +175,11 @@ register(
         erratum=r"In the notation paragraph of article 23 (section 'mathematical description'), the Chinese original gives "
         r"$x^{\rm low},\varepsilon^{\rm low}$ the size $w\times h\times3$; they are $(w/s)\times(h/s)\times3$, as the rest of "
         r"the article uses them (a typo; the English machine translation silently corrects it).",
+        plants=(
+            Plant("diffmath.images:_box_response", rel=1e-8, why="the pooling box's response off by 1 part in 10^8",
+                  fails=("law of D x_t",)),
+            Plant("diffmath.resolution:pool", rel=0.05, why="pooling 5% too strong", fails=("|z| of the pooled-noise",)),
+        ),
     )
 )
 
@@ -255,6 +268,12 @@ register(
         extension=r"Article 23 (section 'SNR again') introduces $\rho_t$ as making the pooled input 'closer to' the training "
         r"form; it is exact: after dividing by $\rho_t$ the coefficients are those of time $\tau$. The unofficial diffusers "
         r"port picks the nearest discrete timestep instead, which leaves a small log-SNR mismatch (measured).",
+        plants=(
+            Plant("diffmath.upsample_guidance:low_resolution_time", index=0, rel=1e-9, why="tau off by one part in 10^9",
+                  fails=("tau vs (2/pi)", "tau vs bisection", "min of t - tau")),
+            Plant("diffmath.upsample_guidance:low_resolution_time", index=1, rel=1e-9, why="rho_t off by one part in 10^9",
+                  fails=("(alpha/rho",)),
+        ),
     )
 )
 
@@ -353,6 +372,16 @@ register(
         extension=r"Article 23 (section 'decomposition') offers (7) as a good approximation, without conditions. The suite "
         r"finds when it is exact — the high-frequency part of $x_t$ must carry no information about the pooled noise, "
         r"which holds when $P\Sigma(I-P)=0$ — and measures how inexact it is otherwise.",
+        plants=(
+            Plant("diffmath.upsample_guidance:UpsampleGuidance.main_term", rel=1e-9, why="the main term off by 1 part in 10^9",
+                  fails=("block law",)),
+            Plant("diffmath.upsample_guidance:low_resolution_time", index=1, rel=1e-9, why="rho_t off by one part in 10^9",
+                  fails=("expected relative error at c = 0",)),
+            Plant("diffmath.upsample_guidance:main_term_error", rel=0.03, why="the operator-form error 3% too large",
+                  fails=("|z| of the Monte Carlo",)),
+            Plant("diffmath.upsample_guidance:main_term_error", rel=-0.5, why="the operator-form error halved",
+                  fails=("min increment", "stationary field")),
+        ),
     )
 )
 
@@ -436,6 +465,13 @@ register(
         derive=_derive_c235,
         check=_check_c235,
         tests=(T + "test_projection_algebra_property", "tests/test_resolution.py::test_pool_matches_dense_matrix_property"),
+        plants=(
+            Plant("diffmath.resolution:pool", rel=1e-9, why="pooling off by one part in 10^9", fails=("max error, float64",)),
+            Plant("diffmath.resolution:upsample", rel=1e-4, why="upsampling off by one part in 10^4",
+                  fails=("the same in float32",)),
+            Plant("diffmath.upsample_guidance:UpsampleGuidance.weight", rel=1e-7, why="w_t off by one part in 10^7",
+                  fails=("(10): guided eps",)),
+        ),
     )
 )
 
@@ -478,6 +514,14 @@ register(
         "to reproduce upsample guidance. The toy's model is exactly translation invariant, so it can only show how much the "
         "statistics of the image law matter: the low-resolution filter is right at the high resolution when the law looks "
         "the same at both scales.",
+        plants=(
+            Plant("diffmath.upsample_guidance:embed_kernel", rel=-0.2,
+                  why="the model's kernel 20% too weak at the high resolution",
+                  fails=("white images", "exponent with the smallest error")),
+            Plant("diffmath.upsample_guidance:embed_kernel", rel=0.1,
+                  why="the model's kernel 10% too strong at the high resolution",
+                  fails=("alpha = 2: relative detail error", "max over t")),
+        ),
     )
 )
 
@@ -594,6 +638,11 @@ register(
         derive=_derive_c238,
         check=_check_c238,
         tests=(T + "test_guidance_cost_property",),
+        plants=(
+            Plant("diffmath.upsample_guidance:UpsampleGuidance.weight", rel=1e-9,
+                  why="w_t = -1 off by 1e-9, so unguided steps still pool",
+                  fails=("pixels evaluated",)),
+        ),
     )
 )
 
@@ -656,5 +705,11 @@ register(
         derive=_derive_c239,
         check=_check_c239,
         tests=(T + "test_encoder_gap_property",),
+        plants=(
+            Plant("diffmath.upsample_guidance:encoder_commutation_gap", add=1e-9, why="the gap off by 1e-9",
+                  fails=("linear encoder",)),
+            Plant("diffmath.upsample_guidance:encoder_commutation_gap", rel=0.01, why="the gap 1% too large",
+                  fails=("leading coefficient",)),
+        ),
     )
 )

@@ -19,6 +19,7 @@ from scipy import stats as scipy_stats
 
 from diffmath import flows, montecarlo, parametrisation, schedules
 from diffmath.claims._helpers import generator, rel_err
+from diffmath.claims.controls import Plant
 from diffmath.claims.registry import CheckResult, Claim, Kind, Measurement, Source, register
 from diffmath.symbolic import Derivation, Step
 from diffmath.toys import random_mixture
@@ -117,6 +118,26 @@ register(
         chapter=CHAPTER,
         derive=_derive_c01,
         check=_check_c01,
+        plants=(
+            Plant(
+                "diffmath.mixture:GaussianMixture.mean",
+                add=0.05,
+                why="the mixture's mean off by 0.05",
+                fails=("mean of x_t",),
+            ),
+            Plant(
+                "diffmath.mixture:GaussianMixture.covariance",
+                rel=0.05,
+                why="the mixture's covariance 5% too large",
+                fails=("second moments",),
+            ),
+            Plant(
+                "diffmath.mixture:GaussianMixture.covariances",
+                rel=0.25,
+                why="the component covariances 25% too large",
+                fails=("half-planes",),
+            ),
+        ),
         tests=(
             "tests/test_mixture.py::test_diffuse_matches_monte_carlo",
             "tests/test_mixture.py::test_diffuse_parameters_property",
@@ -195,6 +216,21 @@ register(
         chapter=CHAPTER,
         derive=_derive_c02,
         check=_check_c02,
+        plants=(
+            Plant(
+                "diffmath.mixture:GaussianMixture.score",
+                rel=1e-7,
+                why="the score off by one part in 10^7",
+                fails=("autograd",),
+            ),
+            Plant("diffmath.mixture:GaussianMixture.log_prob", rel=1e-7, why="log p off by one part in 10^7", fails=("scipy",)),
+            Plant(
+                "diffmath.mixture:GaussianMixture.score_at",
+                rel=1e-7,
+                why="the eigenbasis score off by one part in 10^7",
+                fails=("eigenbasis",),
+            ),
+        ),
         tests=(
             "tests/test_mixture.py::test_score_matches_autograd",
             "tests/test_mixture.py::test_log_prob_matches_scipy",
@@ -258,6 +294,9 @@ register(
         chapter=CHAPTER,
         derive=_derive_c03,
         check=_check_c03,
+        plants=(
+            Plant("diffmath.mixture:GaussianMixture.denoise", add=0.02, why="the denoiser off by 0.02"),
+        ),
         tests=(
             "tests/test_mixture.py::test_denoise_matches_importance_sampling",
             "tests/test_mixture.py::test_denoise_matches_quadrature_property",
@@ -327,6 +366,26 @@ register(
         chapter=CHAPTER,
         derive=_derive_c04,
         check=_check_c04,
+        plants=(
+            Plant(
+                "diffmath.mixture:GaussianMixture.denoise",
+                rel=1e-7,
+                why="the denoiser off by one part in 10^7",
+                fails=("closed-form", "autograd"),
+            ),
+            Plant(
+                "diffmath.mixture:GaussianMixture.score",
+                rel=1e-7,
+                why="the diffused score off by one part in 10^7",
+                fails=("closed-form",),
+            ),
+            Plant(
+                "diffmath.mixture:GaussianMixture.log_prob",
+                rel=1e-7,
+                why="log p_t off by one part in 10^7",
+                fails=("autograd",),
+            ),
+        ),
         tests=(
             "tests/test_mixture.py::test_tweedie_property",
             "tests/test_mixture.py::test_denoise_finite_over_noise_range",
@@ -395,6 +454,14 @@ register(
         chapter=CHAPTER,
         derive=_derive_c05,
         check=_check_c05,
+        plants=(
+            Plant(
+                "diffmath.mixture:GaussianMixture.score_at",
+                rel=0.1,
+                why="the diffused score 10% too large",
+                fails=("cond. score",),
+            ),
+        ),
         tests=(
             "tests/test_mixture.py::test_conditional_score_residual_orthogonal",
             "tests/test_mixture.py::test_conditional_score_posterior_average_property",
@@ -477,6 +544,10 @@ register(
         chapter=CHAPTER,
         derive=_derive_c06,
         check=_check_c06,
+        plants=(
+            Plant("diffmath.mixture:GaussianMixture.denoise", rel=1e-7, why="the denoiser off by one part in 10^7"),
+            Plant("diffmath.schedules:VPCosine.dsigma", rel=1e-7, why="dsigma/dt off by one part in 10^7"),
+        ),
         tests=(
             "tests/test_flows.py::test_continuity_equation",
             "tests/test_flows.py::test_continuity_equation_property",
@@ -547,6 +618,26 @@ register(
         chapter=CHAPTER,
         derive=_derive_c07,
         check=_check_c07,
+        plants=(
+            Plant(
+                "diffmath.mixture:GaussianMixture.denoise",
+                rel=1e-7,
+                why="the denoiser off by one part in 10^7",
+                fails=("EDM", "cosine VP"),
+            ),
+            Plant(
+                "diffmath.flows:gaussian_flow",
+                rel=1e-7,
+                why="the closed-form flow off by one part in 10^7",
+                fails=("EDM", "cosine VP"),
+            ),
+            Plant(
+                "diffmath.schedules:VPCosine.edm_sigma",
+                rel=1e-7,
+                why="the EDM level sigma/alpha off by one part in 10^7",
+                fails=("cosine VP",),
+            ),
+        ),
         tests=(
             "tests/test_flows.py::test_reference_solver_matches_gaussian_flow",
             "tests/test_flows.py::test_gaussian_flow_solves_pf_ode_property",
@@ -634,6 +725,27 @@ register(
         chapter=CHAPTER,
         derive=_derive_c08,
         check=_check_c08,
+        plants=(
+            Plant(
+                "diffmath.mixture:GaussianMixture.score_at",
+                rel=1e-7,
+                why="the closed-form score off by one part in 10^7",
+                fails=("closed-form score",),
+            ),
+            Plant(
+                "diffmath.parametrisation:_to_x0_eps",
+                index=0,
+                rel=1e-7,
+                why="the recovered x0 off by one part in 10^7",
+                fails=("velocity", "round trips"),
+            ),
+            Plant(
+                "diffmath.parametrisation:_from_x0_eps",
+                rel=1e-7,
+                why="every converted prediction off by one part in 10^7",
+                fails=("closed-form score", "velocity", "round trips"),
+            ),
+        ),
         tests=(
             "tests/test_parametrisation.py::test_round_trips_property",
             "tests/test_parametrisation.py::test_oracle_conversions_agree",
@@ -700,6 +812,14 @@ register(
         chapter=CHAPTER,
         derive=_derive_c09,
         check=_check_c09,
+        plants=(
+            Plant("diffmath.schedules:VPLinear.dsigma", rel=1e-7, why="the linear VP's dsigma/dt off by one part in 10^7"),
+            Plant(
+                "diffmath.schedules:RectifiedFlow.t_of_edm_sigma",
+                rel=1e-7,
+                why="the time of an EDM level off by one part in 10^7",
+            ),
+        ),
         tests=(
             "tests/test_flows.py::test_schedule_invariance",
             "tests/test_flows.py::test_schedule_invariance_gaussian_property",
