@@ -297,3 +297,17 @@ def test_run_claim_falls_back_to_the_cpu_and_times_the_run():
     out = run_claim(claim, "meta")
     assert seen == ["cpu"] and out.passed and out.error is None
     assert 0 <= out.seconds <= time.perf_counter() - t0
+
+
+def test_outcome_record_rounds_seconds_and_defaults_to_computed():
+    """The ledger stores seconds to the millisecond; a record without ``cached`` (an older ledger) reads as computed."""
+    from diffmath.claims.registry import Outcome
+
+    claim = CLAIMS[0]
+    outcome = Outcome(claim=claim, derivation_ok=True, seconds=1.23456)
+    record = outcome.as_dict()
+    assert record["seconds"] == 1.235 and record["cached"] is False
+    del record["cached"]
+    assert Outcome.from_dict(claim, record).cached is False
+    record["cached"] = True
+    assert Outcome.from_dict(claim, record).cached is True

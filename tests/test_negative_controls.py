@@ -106,6 +106,8 @@ def test_plant_changes_the_result_and_is_removed():
         assert _Base().f(1.5) == 2.0
     with planted(Plant(f"{here}:_Base.f", negate=True)):
         assert _Base().f(1.5) == -3.0
+    with planted(Plant(f"{here}:_Base.f", rel=0.5, add=-1.0)):
+        assert _Base().f(1.5) == 3.5  # scaled, then shifted
     # an inherited method: the override on the subclass is removed afterwards, the base untouched
     with planted(Plant(f"{here}:_Child.f", rel=1.0)):
         assert _Child().f(1.0) == 4.0 and _Base().f(1.0) == 2.0
@@ -187,3 +189,46 @@ def test_a_control_takes_only_the_claims_own_plants():
     no_check = next(c for c in CLAIMS if c.check is None)
     with pytest.raises(ValueError, match="no numeric check"):
         negative_control(no_check, Plant("diffmath.mixture:GaussianMixture.score_at", rel=0.123))
+
+
+def test_describe_names_the_target_item_and_change():
+    p = Plant("diffmath.snr:aligned_alpha", index=0, rel=1e-7, why="alpha off")
+    assert p.describe() == "diffmath.snr:aligned_alpha[0] x (1 +1e-07) (alpha off)"
+    assert Plant("m:f", add=-0.5).describe() == "m:f -0.5"
+    assert Plant("m:f", negate=True).change_text() == "sign flipped"
+    assert Plant("m:f", rel=0.1, add=2.0).change_text() == "x (1 +0.1) +2"
+
+
+class _FakeClaim:
+    """A claim whose check reads a memoised value of the planted function: the plant is hidden while the memo holds
+    the correct value, and ``calls`` counts the check's runs."""
+
+    id = "C99.1"
+    devices = ("cpu",)
+
+    def __init__(self, plant):
+        self.plants = (plant,)
+        self.calls = 0
+
+    def check(self, device):
+        self.calls += 1
+        return CheckResult((Measurement("error of the memoised value", abs(_memo(1.0) - 3.0), 1e-12),), device=str(device))
+
+
+def test_a_control_retries_with_fresh_memos_only_when_the_plant_was_hidden(monkeypatch):
+    import diffmath.claims.controls as controls
+
+    monkeypatch.setattr(controls, "_test_memo", _memo, raising=False)
+    monkeypatch.setattr(_memo, "__module__", controls.__name__)
+    plant = Plant(f"{__name__}:_pair", index=1, add=1.0)
+    clear_memos()
+    # cold memo: computed under the plant on the first run, which sees the mistake; no second run
+    claim = _FakeClaim(plant)
+    assert not negative_control(claim, plant).passed and claim.calls == 1
+    # warm memo (the correct value): the first run passes, so the control runs again with fresh memos
+    _memo(1.0)
+    claim = _FakeClaim(plant)
+    result = negative_control(claim, plant)
+    assert not result.passed and claim.calls == 2
+    assert _memo.cache_info().currsize == 0  # the planted value was forgotten
+    clear_memos()
