@@ -311,3 +311,14 @@ def test_outcome_record_rounds_seconds_and_defaults_to_computed():
     assert Outcome.from_dict(claim, record).cached is False
     record["cached"] = True
     assert Outcome.from_dict(claim, record).cached is True
+
+
+def test_a_check_without_measurements_does_not_pass_and_plants_need_a_check():
+    from diffmath.claims.controls import Plant
+    from diffmath.claims.registry import Claim, Source
+
+    assert not CheckResult(()).passed
+    with pytest.raises(ValueError, match="plants but no numeric check"):
+        Claim("C99.1", "t", "s", Source(part=99), Kind.IDENTITY, "x", derive=lambda: None, plants=(Plant("m:f", rel=0.1),))
+    with pytest.raises(ValueError, match="plants must be"):
+        Claim("C99.1", "t", "s", Source(part=99), Kind.IDENTITY, "x", check=lambda d: None, plants=("m:f",))

@@ -232,3 +232,17 @@ def test_a_control_retries_with_fresh_memos_only_when_the_plant_was_hidden(monke
     assert not result.passed and claim.calls == 2
     assert _memo.cache_info().currsize == 0  # the planted value was forgotten
     clear_memos()
+
+
+def test_a_control_runs_a_cpu_only_check_on_the_cpu():
+    plant = Plant(f"{__name__}:_pair", index=1, add=1.0)
+    seen = []
+
+    class _CpuOnly(_FakeClaim):
+        def check(self, device):
+            seen.append(torch.device(device).type)
+            return super().check(device)
+
+    negative_control(_CpuOnly(plant), plant, device="meta")
+    assert seen and set(seen) == {"cpu"}
+    clear_memos()

@@ -28,3 +28,17 @@ def test_test_function_gradients_match_autograd():
             return x**i * y**j * torch.exp(-(x**2 + y**2) / (2 * r * r))
 
         assert torch.allclose(bump[..., k], _autograd(f, pts), rtol=1e-12, atol=1e-12), (i, j)
+
+
+def test_logit_normal_density_is_the_pushforward_of_a_normal():
+    """Against scipy: the normal density of logit(t) times the Jacobian 1/(t(1-t)); and it integrates to one."""
+    import numpy as np
+    from scipy import integrate, stats
+
+    t = torch.linspace(0.01, 0.99, 97, dtype=torch.float64)
+    for m, s in ((0.0, 1.0), (0.7, 0.5)):
+        tn = t.numpy()
+        want = stats.norm.pdf(np.log(tn) - np.log1p(-tn), loc=m, scale=s) / (tn * (1 - tn))
+        assert np.allclose(part20.logit_normal_density(t, m, s).numpy(), want, rtol=1e-12, atol=0)
+        total, _ = integrate.quad(lambda u: part20.logit_normal_density(torch.tensor(u, dtype=torch.float64), m, s).item(), 0, 1)
+        assert abs(total - 1) < 1e-8
