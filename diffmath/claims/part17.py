@@ -239,6 +239,24 @@ def _check_c172(device) -> CheckResult:
     )
 
 
+
+#: the negative controls shared by C17.2 and C17.5 (two readings of the same ODE output)
+_ODE_OUTPUT_PLANTS = (
+    Plant(
+        "diffmath.reflow:Coupling._terms",
+        index=2,
+        rel=1e-7,
+        why="the conditional means of u off by one part in 10^7",
+        fails=("continuity residual",),
+    ),
+    Plant(
+        "diffmath.reflow:Coupling.velocity",
+        add=0.3,
+        why="v* off by 0.3 in every coordinate",
+        fails=("mean of ODE output", "KS over 4 projections"),
+    ),
+)
+
 register(
     Claim(
         id="C17.2",
@@ -265,19 +283,7 @@ register(
         r"$t\to0$ (the data end), and numerical solvers must stop at some $t=\delta>0$. (A bibliographic note, not an "
         r"erratum: the article cites part 15 of the series as '(十四)（中）'.)",
         plants=(
-            Plant(
-                "diffmath.reflow:Coupling._terms",
-                index=2,
-                rel=1e-7,
-                why="the conditional means of u off by one part in 10^7",
-                fails=("continuity residual",),
-            ),
-            Plant(
-                "diffmath.reflow:Coupling.velocity",
-                add=0.3,
-                why="v* off by 0.3 in every coordinate",
-                fails=("mean of ODE output", "KS over 4 projections"),
-            ),
+            *_ODE_OUTPUT_PLANTS,
             Plant("diffmath.reflow:Coupling.velocity", rel=0.2, why="v* 20% too large", fails=("covariance entries",)),
         ),
     )
@@ -509,19 +515,7 @@ register(
         r"(C17.6) possible: the second ReFlow step trains on the coupling produced by the first. The derivation "
         r"shown is that of C17.2, whose setting already has a cross-covariance $c$.",
         plants=(
-            Plant(
-                "diffmath.reflow:Coupling._terms",
-                index=2,
-                rel=1e-7,
-                why="the conditional means of u off by one part in 10^7",
-                fails=("continuity residual",),
-            ),
-            Plant(
-                "diffmath.reflow:Coupling.velocity",
-                add=0.3,
-                why="v* off by 0.3 in every coordinate",
-                fails=("mean of ODE output", "KS over 4 projections"),
-            ),
+            *_ODE_OUTPUT_PLANTS,
             Plant("diffmath.reflow:Coupling.velocity", rel=0.2, why="v* 20% too large", fails=("covariance of ODE output",)),
             Plant(
                 "diffmath.reflow:Coupling.sample",
