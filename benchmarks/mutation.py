@@ -329,18 +329,14 @@ def apply(m: Mutant) -> None:
 
 def clear_memos() -> None:
     """Forget every result the package memoises in-process: the claims' built derivations
-    (``registry._DERIVATIONS``) and every ``functools`` cache of a ``diffmath`` module. The coverage map
-    clears them before each test, so that each test that needs a derivation builds it (and so covers it);
-    a child clears them after planting its mutant, so that the mutant runs instead of a memo of the original."""
-    for name, module in list(sys.modules.items()):
-        if not (name == "diffmath" or name.startswith("diffmath.")) or module is None:
-            continue
-        for obj in list(vars(module).values()):
-            if callable(getattr(obj, "cache_clear", None)) and getattr(obj, "__module__", None) == name:
-                obj.cache_clear()
-    registry = sys.modules.get("diffmath.claims.registry")
-    if registry is not None:
-        registry._DERIVATIONS.clear()
+    (``registry._DERIVATIONS``) and every ``functools`` cache of a ``diffmath`` module
+    (:func:`diffmath.claims.controls.clear_memos`). The coverage map clears them before each test, so that each
+    test that needs a derivation builds it (and so covers it); a child clears them after planting its mutant, so
+    that the mutant runs instead of a memo of the original."""
+    from diffmath.claims import controls, registry
+
+    controls.clear_memos()
+    registry._DERIVATIONS.clear()
 
 
 # ----------------------------------------------------------------------------- the coverage map

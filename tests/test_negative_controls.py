@@ -14,10 +14,9 @@ import torch
 from diffmath.claims import all_claims
 from diffmath.claims.controls import Plant, clear_memos, failed_measurements, negative_control, planted
 from diffmath.claims.registry import CheckResult, Measurement
+from test_claims import SLOW  # the claims whose check takes more than about 1.5 s on a CPU: one list, in test_claims.py
 
 CLAIMS = all_claims()
-#: controls whose check takes more than about 1.5 s on a CPU (as tests/test_claims.py's SLOW)
-SLOW = {"C16.1", "C16.4", "C18.5", "C19.12", "C20.4", "C20.9", "C21.12", "C21.15", "C23.4", "C23.7"}
 
 
 #: claims whose check under a plant takes more than about 1.5 s (the running example of part 16 is recomputed
