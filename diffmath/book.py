@@ -258,6 +258,7 @@ def claim_page(claim, outcome: Optional[dict], keys: set[str], device: Optional[
             + "; ".join(
                 _code(p.target + (f"[{p.index}]" if p.index is not None else "")) + f" {p.change_text()}"
                 + (f", {p.why}" if p.why else "")
+                + (f" (measured as about {p.reads:g})" if getattr(p, "reads", None) is not None else "")
                 for p in plants
             )
             + ".",

@@ -32,7 +32,7 @@ def _window(gm: GaussianMixture, xi: torch.Tensor, alpha: float, sigma: float, n
     r"""The integration grid for one point, per axis, found without the closed forms in two passes.
 
     Pass 1 evaluates the unnormalised log posterior on a scouting grid per axis, ``max(101, n // 4)`` points on
-    each of: the prior's range (means +- ``width`` sd); the likelihood's window (:math:`x/\alpha` +- ``width``
+    each of: the prior's range (means +- ``width`` sd); the likelihood's window (:math:`x/\alpha` +- (``width`` + 1)
     :math:`\sigma/\alpha`) cut to the prior's range, or, when the two are disjoint (a point far in the prior's
     tail), the whole window and the gap between it and the prior's range, where the posterior then lies. A
     likelihood too wide to place in float64 (:math:`\alpha` near 0) is flat across the prior and adds nothing.
@@ -51,7 +51,9 @@ def _window(gm: GaussianMixture, xi: torch.Tensor, alpha: float, sigma: float, n
     for j in range(d):
         lo, hi = _prior_range(gm, j, width)
         parts = [torch.linspace(lo, hi, m, dtype=gm.dtype, device=gm.device)]
-        c, half = (xi[0, j].item() / alpha, width * sigma / alpha) if alpha > 0 else (math.nan, math.nan)
+        # one likelihood sd past the threshold: a narrow likelihood's kept region then ends inside its window, where the
+        # scouting is finest, not on its edge (which would send the loop below to scout past it, coarsely)
+        c, half = (xi[0, j].item() / alpha, (width + 1) * sigma / alpha) if alpha > 0 else (math.nan, math.nan)
         if math.isfinite(c - half) and math.isfinite(c + half):  # else the likelihood is flat across the prior
             wlo, whi = max(lo, c - half), min(hi, c + half)
             if wlo >= whi:  # disjoint: the likelihood's own window, and the gap between it and the prior's range
@@ -68,12 +70,13 @@ def _window(gm: GaussianMixture, xi: torch.Tensor, alpha: float, sigma: float, n
         for j in range(d):
             ax = scout[j]
             span = (ax[-1] - ax[0]).item()
+            ends = []  # the sides the kept region touches, each scouted a span further
             if keep[:, j].min() <= ax[0]:
-                scout[j] = torch.cat([torch.linspace(ax[0].item() - span, ax[0].item(), m, dtype=gm.dtype, device=gm.device)[:-1], ax])
-                grown = True
+                ends.append(torch.linspace(ax[0].item() - span, ax[0].item(), m, dtype=gm.dtype, device=gm.device))
             if keep[:, j].max() >= ax[-1]:
-                ax = scout[j]
-                scout[j] = torch.cat([ax, torch.linspace(ax[-1].item(), ax[-1].item() + span, m, dtype=gm.dtype, device=gm.device)[1:]])
+                ends.append(torch.linspace(ax[-1].item(), ax[-1].item() + span, m, dtype=gm.dtype, device=gm.device))
+            if ends:
+                scout[j] = torch.unique(torch.cat([ax, *ends]))
                 grown = True
         if not grown:
             break
@@ -81,10 +84,11 @@ def _window(gm: GaussianMixture, xi: torch.Tensor, alpha: float, sigma: float, n
         raise RuntimeError("quadrature: the posterior's region kept growing; is the log density finite?")
     axes = []
     for j in range(d):
-        # the threshold is crossed between the outermost kept node and the next scouting node: widen to that node
+        # the threshold is crossed between the outermost kept node and the next scouting node: widen to that node (the
+        # loop above left at least one node outside the kept region on each side)
         i_lo = int(torch.searchsorted(scout[j], keep[:, j].min()).item())
         i_hi = int(torch.searchsorted(scout[j], keep[:, j].max()).item())
-        lo, hi = scout[j][max(i_lo - 1, 0)].item(), scout[j][min(i_hi + 1, len(scout[j]) - 1)].item()
+        lo, hi = scout[j][i_lo - 1].item(), scout[j][i_hi + 1].item()
         axes.append(torch.linspace(lo, hi, n, dtype=gm.dtype, device=gm.device))
     return axes
 

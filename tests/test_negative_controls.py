@@ -160,6 +160,9 @@ def test_memos_are_cleared_around_a_plant(monkeypatch):
         (dict(target="diffmath.mixture:GaussianMixture.score_at"), "must change"),
         (dict(target="diffmath.mixture:GaussianMixture.score_at", negate=True, rel=0.1), "negate"),
         (dict(target="diffmath.mixture:GaussianMixture.score_at", rel=0.1, fails="z"), "tuple"),
+        (dict(target="diffmath.mixture:GaussianMixture.score_at", rel=0.1, reads=0.1), "reads"),
+        (dict(target="diffmath.mixture:GaussianMixture.score_at", rel=0.1, fails=("z",), reads=0.0), "reads"),
+        (dict(target="diffmath.mixture:GaussianMixture.score_at", rel=0.1, fails=("z",), reads=float("inf")), "reads"),
     ],
 )
 def test_bad_plants_are_refused(kwargs, words):
@@ -185,6 +188,11 @@ def test_failed_measurements_reads_the_named_measurements():
     assert "names 0 measurements" in failed_measurements(Plant("m:f", rel=0.1, fails=("c",)), result)[0]
     assert "names 2 measurements" in failed_measurements(Plant("m:f", rel=0.1, fails=("o",)), result)[0]
     assert "every measurement passed" in failed_measurements(Plant("m:f", rel=0.1), CheckResult((ok,)))[0]
+    # reads: the failed measurement must also read the planted size, to within a factor of 2
+    assert failed_measurements(Plant("m:f", rel=9.0, fails=("z of b",), reads=9.0), result) == []
+    assert failed_measurements(Plant("m:f", rel=9.0, fails=("z of b",), reads=4.6), result) == []
+    assert "not about 4" in failed_measurements(Plant("m:f", rel=9.0, fails=("z of b",), reads=4.4), result)[0]
+    assert "not about 20" in failed_measurements(Plant("m:f", rel=9.0, fails=("z of b",), reads=20.0), result)[0]
 
 
 def test_a_control_takes_only_the_claims_own_plants():

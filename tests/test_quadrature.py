@@ -86,20 +86,56 @@ def test_narrow_likelihood_at_small_alpha():
     assert torch.allclose(got, gm.denoise(x, 0.3, 1e-5), rtol=1e-10, atol=1e-14)
 
 
-@pytest.mark.parametrize("prior_sd, x, alpha, sigma", [(1.0, 0.5, 1.0, 0.3), (2.0, 0.5, 0.8, 0.5), (2.0, -3.0, 1.0, 0.05)])
+WINDOW_CASES = [
+    (1.0, 0.5, 1.0, 0.3), (2.0, 0.5, 0.8, 0.5), (2.0, -3.0, 1.0, 0.05),
+    (1.0, 2.0, 0.5, 1e-3),  # a narrow likelihood at alpha != 1: its window is centred on x / alpha
+    (1.0, 40.0, 1.0, 0.3), (1.0, -40.0, 1.0, 0.3), (1.0, 60.0, 1.0, 0.3),  # far in the tail: the likelihood's window
+    # and the gap between it and the prior's range
+    (1.0, 40.0, 1.0, 3.0), (1.0, -40.0, 1.0, 3.0),  # a wide likelihood far out: the posterior (m = +-4, v = 0.95)
+    # reaches past the prior's range (+-14) on the far side, which must be scouted further
+    (1.0, 58.0, 1.0, 3.0), (1.0, -58.0, 1.0, 3.0),  # ... by 5.6, a hundred scouting steps: each growth must double the span
+    (0.05, 0.3, 0.0, 1.0), (3.0, 0.3, 0.0, 1.0),  # alpha = 0: the posterior is the prior, its region the prior's range
+]
+
+
+@pytest.mark.parametrize("prior_sd, x, alpha, sigma", WINDOW_CASES)
 def test_window_holds_the_posterior_and_little_else(prior_sd, x, alpha, sigma):
     """The integration box for a Gaussian prior, whose posterior is N(m, v^2) in closed form: the log posterior is
-    within width^2/2 of its maximum exactly on m +- width v, so the box must hold that interval and may pass it by
-    at most one scouting step (101 points over the likelihood's window, 2 width sigma/alpha, and over the prior's
-    range, 2 width sd: the coarser where the posterior's edge meets the window's), plus the rounding of the maximum
-    to a grid node (< 1e-3 v)."""
+    within width^2/2 of its maximum exactly on m +- width v, so the box must hold that interval, and it spends at
+    least 99% of its points on it: each side passes it by under 0.5% of its width (the scouting grids have n/4 = 500
+    points per part, so one scouting step over the likelihood's window is 0.2% of the region)."""
     width, n = 14.0, 2001
     gm = GaussianMixture(torch.tensor([1.0], dtype=F64), torch.tensor([[0.0]], dtype=F64), torch.tensor([[prior_sd**2]], dtype=F64))
     precision = 1 / prior_sd**2 + alpha**2 / sigma**2
     v, m = precision**-0.5, (alpha * x / sigma**2) / precision
     (axis,) = quadrature._window(gm, torch.tensor([[x]], dtype=F64), alpha, sigma, n, width)
-    scouts = max(101, n // 4) - 1
-    step = max(2 * width * sigma / alpha, 2 * width * prior_sd) / scouts
     lo, hi = axis[0].item(), axis[-1].item()
-    assert len(axis) == n and lo <= m - width * v and hi >= m + width * v
-    assert lo >= m - width * v * (1 + 1e-3) - step and hi <= m + width * v * (1 + 1e-3) + step, (lo, hi, m, v, step)
+    region = 2 * width * v
+    assert len(axis) == n and lo <= m - width * v and hi >= m + width * v, (lo, hi, m, v)
+    assert (m - width * v) - lo <= 5e-3 * region and hi - (m + width * v) <= 5e-3 * region, (lo, hi, m, v)
+
+
+@pytest.mark.parametrize("x, alpha, sigma", [((0.5, -1.0), 1.0, 0.3), ((30.0, -25.0), 1.0, 0.4), ((1.0, 2.0), 0.6, 2e-3),
+                                             ((35.0, 0.0), 1.0, 3.0)])
+def test_window_in_two_dimensions(x, alpha, sigma):
+    """2-D, a Gaussian prior N(0, diag(1, 4)): the posterior is Gaussian with covariance P^-1, P = Sigma^-1 + alpha^2/sigma^2 I,
+    and the region where its log density is within width^2/2 of the maximum is an ellipse whose shadow on axis j is
+    m_j +- width sqrt((P^-1)_jj). The box holds that shadow and passes it by at most one scouting step per side: 101
+    points per scouted part in 2-D, over the prior's range (means +- width times the largest sd, 2), the likelihood's
+    window (x/alpha +- (width + 1) sigma/alpha) or the gap between them, the coarsest bounding the step."""
+    width, n = 14.0, 401
+    cov = torch.diag(torch.tensor([1.0, 4.0], dtype=F64))
+    gm = GaussianMixture(torch.tensor([1.0], dtype=F64), torch.zeros(1, 2, dtype=F64), cov[None])
+    xt = torch.tensor([x], dtype=F64)
+    P = torch.linalg.inv(cov) + alpha**2 / sigma**2 * torch.eye(2, dtype=F64)
+    C = torch.linalg.inv(P)
+    m = C @ (alpha / sigma**2 * xt[0])
+    axes = quadrature._window(gm, xt, alpha, sigma, n, width)
+    for j, axis in enumerate(axes):
+        half = width * C[j, j].sqrt().item()
+        prior, window = 2 * width * 2.0, 2 * (width + 1) * sigma / alpha
+        gap = max(abs(x[j] / alpha) - window / 2 - prior / 2, 0.0)
+        step = max(prior, window, gap) / 100
+        lo, hi = axis[0].item(), axis[-1].item()
+        assert len(axis) == n and lo <= m[j] - half and hi >= m[j] + half, (j, lo, hi, m[j], half)
+        assert (m[j] - half) - lo <= step and hi - (m[j] + half) <= step, (j, lo, hi, m[j], half, step)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import math
 import sys
 from dataclasses import dataclass
 from typing import Optional
@@ -54,6 +55,11 @@ class Plant:
     fails: tuple[str, ...] = ()
     """Words that name the measurements the plant must fail (each must occur in exactly one measurement's
     quantity); empty: at least one measurement must fail."""
+    reads: Optional[float] = None
+    """What the measurements named in ``fails`` must read under the plant, to within a factor of 2: a relative
+    error planted as ``rel`` must be measured as about ``rel``. It makes the control check the measurement's
+    formula too (a relative error computed as a product, or divided by the wrong scale, still fails a tight bound
+    under the plant, but not at the planted size)."""
 
     def __post_init__(self):
         module, sep, qualname = self.target.partition(":")
@@ -65,6 +71,8 @@ class Plant:
             raise ValueError(f"plant {self.target}: negate replaces the result; give no rel or add with it")
         if isinstance(self.fails, str):
             raise ValueError(f"plant {self.target}: fails must be a tuple of strings, got the string {self.fails!r}")
+        if self.reads is not None and not (self.fails and self.reads > 0 and math.isfinite(self.reads)):
+            raise ValueError(f"plant {self.target}: reads must be a finite number > 0 and name its measurements in fails")
 
     def change_text(self) -> str:
         """The change to the result, in words: ``sign flipped``, ``x (1 +1e-07)``, ``+0.05``."""
@@ -167,6 +175,9 @@ def failed_measurements(plant: Plant, result) -> list[str]:
         elif hits[0].passed:
             m = hits[0]
             problems.append(f"{m.quantity!r} passed under the plant ({m.value:.4g} {m.relation} {m.bound:.4g})")
+        elif plant.reads is not None and not plant.reads / 2 <= abs(hits[0].value) <= 2 * plant.reads:
+            m = hits[0]
+            problems.append(f"{m.quantity!r} read {m.value:.4g} under the plant, not about {plant.reads:g} (within a factor 2)")
     if not plant.fails and result.passed:
         problems.append("every measurement passed under the plant: " + "; ".join(
             f"{m.quantity} = {m.value:.4g} {m.relation} {m.bound:.4g}" for m in result.measurements))

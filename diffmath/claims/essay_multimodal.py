@@ -341,7 +341,7 @@ register(
                   why="V_min 10^6 too small (4 parts in 10^7 at 3.44 bits, L = 1024)",
                   fails=("in floating point", "log2 V_min")),
             Plant("diffmath.information:budget_satisfied", rel=-1,
-                  why="eq. (2) never reported satisfied", fails=("V - 1 does not",)),
+                  why="eq. (2) never reported satisfied", fails=("V - 1 does not",), reads=1),
         ),
     )
 )
@@ -478,7 +478,7 @@ register(
                   fails=("widened-Gaussian",)),
             Plant("diffmath.information:quantised_normal_entropy_bits", rel=1e-3,
                   why="the quantised entropy one part in 10^3 too large",
-                  fails=("halving delta",)),
+                  fails=("halving delta",), reads=1e-3),
         ),
     )
 )

@@ -951,8 +951,10 @@ def _check_c178(device) -> CheckResult:
         (
             Measurement("commuting pairs: max |cost_rect - W2^2| / W2^2 (5 random pairs)", worst_cost, EXACT_RTOL),
             Measurement("commuting pairs: max rel. difference of the rectified map and the Bures OT slope", worst_map, EXACT_RTOL),
-            Measurement("counterexample: cost_rect - W2^2 (strictly positive)", ce.cost - ce.w2_squared, 0.1, relation=">="),
-            Measurement("counterexample: asymmetry of the rectified map (an OT map is symmetric)", ce.asymmetry, 0.1, relation=">="),
+            Measurement("counterexample: cost_rect - W2^2 (strictly positive)", ce.cost - ce.w2_squared, 0.5, relation=">=",
+                        note="asserted near its value on this pair"),
+            Measurement("counterexample: asymmetry of the rectified map (an OT map is symmetric)", ce.asymmetry, 0.4, relation=">=",
+                        note="asserted near its value on this pair"),
             Measurement("counterexample: pushforward error (marginals still exact)", ce.pushforward_error, EXACT_RTOL),
         ),
         setting=f"counterexample S_0 = diag(0.3, 2), S_1 = R(0.6) diag(4, 0.2) R(0.6)^T, zero means: rectified cost "
@@ -987,6 +989,7 @@ register(
                 rel=1e-7,
                 why="the rectified cost off by one part in 10^7",
                 fails=("commuting pairs: max |cost_rect",),
+                reads=1e-7,
             ),
             Plant(
                 "diffmath.linear_flows:linear_flow_tv",
@@ -1078,8 +1081,8 @@ register(
         r"article's argument, which needs a well-posed ODE on the whole interval, then holds on $[\delta,1]$ only, and "
         r"samplers stop at $t=\delta$. Its growth factor $\exp\int L_t\,dt$ in the bound of C17.7 grows accordingly.",
         plants=(
-            Plant("diffmath.reflow:Coupling.jacobian", rel=1e-7, why="the Jacobian off by one part in 10^7", fails=("at t*",)),
-            Plant("diffmath.reflow:Coupling.velocity", rel=1e-5, why="v* 10^-5 too steep", fails=("401-point",)),
+            Plant("diffmath.reflow:Coupling.jacobian", rel=1e-7, why="the Jacobian off by one part in 10^7", fails=("at t*",), reads=1e-7),
+            Plant("diffmath.reflow:Coupling.velocity", rel=1e-5, why="v* 10^-5 too steep", fails=("401-point",), reads=1e-5),
         ),
     )
 )

@@ -151,7 +151,7 @@ register(
             "tests/test_score_matching.py::test_posterior_average_quadrature_2d",
         ),
         plants=(
-            Plant("diffmath.mixture:GaussianMixture.score_at", rel=1e-7, why="the score off by one part in 10^7", fails=("by quadrature",)),
+            Plant("diffmath.mixture:GaussianMixture.score_at", rel=1e-7, why="the score off by one part in 10^7", fails=("by quadrature",), reads=1e-7),
             Plant("diffmath.mixture:GaussianMixture.sample", add=0.05, why="every draw of x0 off by 0.05", fails=("importance sampling",)),
         ),
     )
@@ -345,7 +345,7 @@ register(
             "tests/test_score_matching.py::test_gradients_agree",
         ),
         plants=(
-            Plant("diffmath.score_matching:gap_gaussian", rel=1e-7, why="the Gaussian C_t off by one part in 10^7", fails=("Gaussian C_t",)),
+            Plant("diffmath.score_matching:gap_gaussian", rel=1e-7, why="the Gaussian C_t off by one part in 10^7", fails=("Gaussian C_t",), reads=1e-7),
             Plant("diffmath.score_matching:per_sample_losses", index=1, add=0.3, why="a constant 0.3 added to the per-sample CSM loss", fails=("(L_CSM - L_SM) - C_t",)),
             Plant("diffmath.score_matching:per_sample_losses", index=1, rel=0.01, why="the CSM loss 1% too large, so its gradient too", fails=("grad L_CSM - grad L_SM",)),
         ),

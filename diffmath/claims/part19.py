@@ -248,16 +248,16 @@ register(
         r"{prf:ref}`C19.10 <claim-C19-10>` and {prf:ref}`C19.11 <claim-C19-11>`.",
         plants=(
             Plant("diffmath.gradient_flows:gaussian_fisher_1d", rel=1e-5, why="the Fisher information off by one part in 10^5",
-                  fails=("Gaussian: max rel. error",)),
+                  fails=("Gaussian: max rel. error",), reads=1e-5),
             Plant("diffmath.gradient_flows:pushforward_kl_rate", rel=0.04, why="the pushforward KL rate 4% too large",
                   fails=("(paired, n=2e5)", "d=2,3 mixture target")),
             Plant("diffmath.gradient_flows:gaussian_kl_nd", rel=1e-7, why="the d-dimensional KL off by one part in 10^7",
-                  fails=("torch.distributions",)),
+                  fails=("torch.distributions",), reads=1e-7),
             Plant("diffmath.gradient_flows:gaussian_fisher_nd", rel=0.1, why="the d-dimensional Fisher information 10% too large",
                   fails=("Monte Carlo E_q",)),
             Plant("diffmath.gradient_flows:gaussian_fisher_nd", rel=1e-5,
                   why="the d-dimensional Fisher information off by one part in 10^5",
-                  fails=("along the closed-form flow",)),
+                  fails=("along the closed-form flow",), reads=1e-5),
         ),
     )
 )
@@ -517,7 +517,7 @@ register(
         tests=("tests/test_gan.py::test_fgan_critic_pointwise_max_property",),
         plants=(
             Plant("diffmath.gan:fgan_objective_density", rel=1e-7, why="the variational integrand off by one part in 10^7",
-                  fails=("max rel. gap",)),
+                  fails=("max rel. gap",), reads=1e-7),
             Plant("diffmath.gan:fgan_optimal_critic", rel=1e-3,
                   why="T* off by one part in 10^3 (the bound is stationary there: a 1e-6 effect)",
                   fails=("max rel. gap",)),
@@ -777,13 +777,13 @@ register(
                   why="the flow's sigma velocity off by one part in 10^7",
                   fails=("moment velocity of the flow", "minus σ_t²")),
             Plant("diffmath.gan:affine_gauss_newton_metric", rel=1e-7, why="the closed-form E[J^T J] off by one part in 10^7",
-                  fails=("E[JᵀJ]",)),
+                  fails=("E[JᵀJ]",), reads=1e-7),
             Plant("diffmath.gan:affine_parameter_velocity", index=1, rel=1e-7, why="the scale velocity off by one part in 10^7",
-                  fails=("vs affine_parameter_velocity",)),
+                  fails=("vs affine_parameter_velocity",), reads=1e-7),
             Plant("diffmath.gradient_flows:moment_rhs_nd", index=1, rel=1e-7,
                   why="the flow's covariance velocity off by one part in 10^7",
-                  fails=("L a full matrix",)),
-            Plant("diffmath.gan:flat_jacobian", rel=1e-7, why="the autograd Jacobian off by one part in 10^7", fails=("dσ_t²",)),
+                  fails=("L a full matrix",), reads=1e-7),
+            Plant("diffmath.gan:flat_jacobian", rel=1e-7, why="the autograd Jacobian off by one part in 10^7", fails=("dσ_t²",), reads=1e-7),
         ),
     )
 )
@@ -847,11 +847,12 @@ def _check_c197(device) -> CheckResult:
         (
             Measurement("loss −D: rel. error, stop-gradient gradient vs ∇θ KL(q_θ‖p) (closed form)", e1, EXACT_RTOL),
             Measurement("loss −D: rel. error, plug-in gradient vs ∇θ KL(q_θ‖p)", e2, EXACT_RTOL),
-            Measurement("non-saturating loss: rel. difference, stop-gradient vs plug-in gradient", gap, 0.05, ">="),
+            Measurement("non-saturating loss: rel. difference, stop-gradient vs plug-in gradient", gap, 0.25, ">=",
+                        note="asserted near its value at this setting"),
             Measurement("d=2,3, g=μ+Lz, loss −D: max rel. error, stop-gradient and plug-in gradients vs ∇θ KL(q_θ‖p)",
                         max(max(_rel(r["alternating"], r["kl"]), _rel(r["plugin"], r["kl"])) for r in nd), EXACT_RTOL),
             Measurement("d=2,3, non-saturating loss: min rel. difference, stop-gradient vs plug-in gradient",
-                        min(_rel(r["alternating"], r["plugin"]) for r in nd_ns), 0.05, ">="),
+                        min(_rel(r["alternating"], r["plugin"]) for r in nd_ns), 0.07, ">=", note="asserted near its value at these settings"),
         ),
         setting="affine generator g=μ+σz at (−1, 1.3), p=N(2,0.5²) (loss −D); at (0.5, 1), p=N(0,1) (non-saturating); "
         "80-point Gauss–Hermite quadrature. d=2,3: g=μ+Lz (L a full matrix) and p=N(m,S) seeded, full covariances; "
@@ -879,9 +880,9 @@ register(
         "inconsistency is real for other generator losses, e.g. the non-saturating one.",
         plants=(
             Plant("diffmath.gradient_flows:gaussian_kl_1d", rel=1e-7, why="the closed-form KL off by one part in 10^7",
-                  fails=("stop-gradient gradient vs", "plug-in gradient vs")),
+                  fails=("stop-gradient gradient vs", "plug-in gradient vs"), reads=1e-7),
             Plant("diffmath.gradient_flows:gaussian_kl_nd", rel=1e-7, why="the d-dimensional KL off by one part in 10^7",
-                  fails=("g=μ+Lz, loss −D",)),
+                  fails=("g=μ+Lz, loss −D",), reads=1e-7),
         ),
     )
 )
@@ -1131,7 +1132,7 @@ register(
             Plant("diffmath.gradient_flows:moment_rhs", index=0, rel=1e-7, why="the flow's mean velocity off by one part in 10^7",
                   fails=("400 steps on (8)",)),
             Plant("diffmath.gan:frozen_generator_objective_nd", rel=1e-7, why="the closed-form objective off by one part in 10^7",
-                  fails=("closed-form E_z[−D*(μ+Lz)]",)),
+                  fails=("closed-form E_z[−D*(μ+Lz)]",), reads=1e-7),
         ),
     )
 )
@@ -1287,7 +1288,7 @@ register(
         "the time needed is set by a functional inequality of $p$ and can be astronomically long.",
         plants=(
             Plant("diffmath.gradient_flows:spectral_gap_1d", rel=1e-3, why="the spectral gap one part in 10^3 too large",
-                  fails=("N(0.3,0.7²)",)),
+                  fails=("N(0.3,0.7²)",), reads=1e-3),
             Plant("diffmath.gradient_flows:langevin_generator_1d", index=1, rel=-1e-7,
                   why="the grid chain's jump rates 10^-7 too small (it leaks)",
                   fails=("each mode alone", "tanh Rayleigh")),
@@ -1371,7 +1372,7 @@ register(
         "rate: the Euler moments approach the continuous flow at first order in $\\epsilon$.",
         plants=(
             Plant("diffmath.gan:fit_quadratic_logit", index=0, rel=0.2, why="the fitted discriminator 20% too steep",
-                  fails=("particles moved by", "affine generator, one SGD step")),
+                  fails=("particles moved by", "affine generator, one SGD step"), reads=0.2),
             Plant("diffmath.gradient_flows:gaussian_flow", index=0, add=0.02, why="the flow's mean off by 0.02",
                   fails=("(first order: 2)",)),
             Plant("diffmath.gradient_flows:gaussian_flow", index=0, add=0.01, why="the flow's mean off by 0.01",

@@ -269,8 +269,8 @@ def _check_c203(device) -> CheckResult:
     diff = D(x1).detach() - D(x0).detach()
     ms.append(Measurement("max rel. error, logit-normal weight: direct vs integration by parts", _rel(lhs, ibp), QUAD_RTOL))
     gap = ((lhs - diff).abs().mean() / diff.abs().mean()).item()
-    ms.append(Measurement("mean |int w dD/dt - (D(x1) - D(x0))| / mean |D(x1) - D(x0)|, logit-normal w", gap, 1e-3, ">=",
-                          note="the identity needs t ~ U[0, 1]"))
+    ms.append(Measurement("mean |int w dD/dt - (D(x1) - D(x0))| / mean |D(x1) - D(x0)|, logit-normal w", gap, 0.1, ">=",
+                          note="the identity needs t ~ U[0, 1]; asserted near its value on these critics"))
     return CheckResult(
         tuple(ms),
         setting="2-D example pair, 256 pairs, tanh MLP critics; Gauss-Legendre in t (64 nodes; 8 x 64 for the logit-normal "
@@ -300,7 +300,7 @@ register(
         r"gives a different objective.",
         plants=(
             Plant("diffmath.wgan:critic_gradient", rel=1e-7, why="the critic's gradient off by one part in 10^7",
-                  fails=("int_0^1 <grad D", "logit-normal weight: direct")),
+                  fails=("int_0^1 <grad D", "logit-normal weight: direct"), reads=1e-7),
             Plant("diffmath.wgan:critic_loss", rel=1e-6, why="the critic loss (10) off by one part in 10^6",
                   fails=("ReFlow loss (3) dt",)),
         ),
@@ -384,9 +384,9 @@ register(
         r"'usually works better' is an empirical statement of those papers, not something this derivation shows.",
         plants=(
             Plant("diffmath.wgan:reflow_gradient_loss", rel=1e-7, why="the ReFlow-gradient loss (3) off by one part in 10^7",
-                  fails=("parameter gradients",)),
+                  fails=("parameter gradients",), reads=1e-7),
             Plant("diffmath.wgan:critic_loss", rel=1e-7, why="the critic loss (10) off by one part in 10^7",
-                  fails=("critic loss of cD",)),
+                  fails=("critic loss of cD",), reads=1e-7),
             Plant("diffmath.wgan:critic_loss", add=0.02, why="a constant 0.02 (about 45 SE) added to the critic loss",
                   fails=("z, mean of ReFlow", "per-sample spread")),
         ),
@@ -473,11 +473,11 @@ register(
         tests=(TESTS + "test_excess_identity_property", TESTS + "test_vbar_is_optimal_gradient_1d_property"),
         plants=(
             Plant("diffmath.wgan:time_averaged_field", index=1, rel=1e-7, why="vbar off by one part in 10^7",
-                  fails=("Gaussians: max rel. error, vbar", "mixture: max rel. error, vbar")),
+                  fails=("Gaussians: max rel. error, vbar", "mixture: max rel. error, vbar"), reads=1e-7),
             Plant("diffmath.wgan:time_averaged_field", index=0, rel=1e-7, why="rho off by one part in 10^7",
-                  fails=("int rho dx - 1",)),
+                  fails=("int rho dx - 1",), reads=1e-7),
             Plant("diffmath.wgan:optimal_critic_value_1d", rel=1e-7, why="J* off by one part in 10^7",
-                  fails=("Gaussians: max rel. error of J(D)", "mixture: max rel. error of J(D)")),
+                  fails=("Gaussians: max rel. error of J(D)", "mixture: max rel. error of J(D)"), reads=1e-7),
             Plant("diffmath.wgan:cdf_difference_1d", rel=1e-7, why="F0 - F1 off by one part in 10^7",
                   fails=("Gaussians: max rel. error of J(D)", "mixture: max rel. error of J(D)")),
         ),
@@ -544,7 +544,7 @@ register(
         "certifies through C20.5's excess identity.",
         plants=(
             Plant("diffmath.wgan:optimal_critic_gradient_1d", rel=0.1, why="the closed-form D*' 10% too large",
-                  fails=("in the bulk",)),
+                  fails=("in the bulk",), reads=0.1),
             Plant("diffmath.wgan:critic_loss", add=-0.2, why="a constant -0.2 (about 12 SE) in the critic loss",
                   fails=("everywhere", "z, held-out")),
             Plant("diffmath.wgan:optimal_critic_value_1d", rel=-0.01, why="J* 1% too high", fails=("never below 0",)),
@@ -629,6 +629,8 @@ def _derive_c207() -> Derivation:
             Step(sp.Integral((x1 - x) * joint, (x1, -sp.oo, sp.oo)) / sp.Integral(joint, (x1, -sp.oo, sp.oo)), m1 - x,
                  why="independence: E[x1 - x0 | x0 = x] = E x1 - x whatever p0 (and x_t = x_0 at t = 0)",
                  lhs_tex=r"v^*(x,0)=\mathbb E[x_1-x_0\mid x_0=x]", rhs_tex=r"\mathbb E_{p_1}x_1-x"),
+            Step(sp.Subs(an + bn * z, n, 0), a0 + b0 * z, why="the induction's start: g_0(z) = a_0 + b_0 z is the affine generator",
+                 lhs_tex=r"g_n(z)\big|_{n=0}", rhs_tex=r"a_0+b_0z"),
             Step(sp.Integral(step * phi, (z, -sp.oo, sp.oo)), an.subs(n, n + 1),
                  why="the mean of the generator after n + 1 steps (z ~ N(0, 1))",
                  lhs_tex=r"\mathbb E_z\big[g_n(z)+\epsilon(m_1-g_n(z))\big]", rhs_tex=r"m_1+(1-\epsilon)^{n+1}(a_0-m_1)"),
@@ -658,15 +660,16 @@ def _check_c207(device) -> CheckResult:
     stepped = gaussian_mixture_1d(w, m1 + (1 - eps) * (mu - m1), (1 - eps) ** 2 * var, device=device)
     w2 = w2_1d_mixtures(stepped, pm1, n=4001).item()
     sd1 = math.sqrt(pm1.covariance()[0, 0].item())
-    ms.append(Measurement("W2(generator after one step, p1) when the generator starts AT p1", w2, 0.5 * eps * sd1, ">=",
-                          note=f"= eps sd(p1) = {eps * sd1:.4f}: p1 is not a fixed point"))
-    ms.append(Measurement("rel. error of that W2 vs eps sd(p1) (the step is a monotone contraction)", abs(w2 - eps * sd1) / (eps * sd1), 1e-6))
+    ms.append(Measurement("W2(generator after one step, p1) when the generator starts AT p1: rel. error vs eps sd(p1)",
+                          abs(w2 - eps * sd1) / (eps * sd1), 1e-6,
+                          note=f"W2 = {w2:.5f} = eps sd(p1) > 0 (the step is a monotone contraction): p1 is not a fixed point"))
     # (iii) the simulation: N(-1, 1) -> N(2, 0.5^2), eps = 0.02, 500 steps
     target = gaussian_mixture_1d([1.0], [2.0], [0.25], device=device)
     path = wgan.scheme_t0(-1.0, 1.0, target, eps, STEPS_SCHEME)
     a, b = path[-1]
     w2_end = math.sqrt((a - 2.0) ** 2 + (abs(b) - 0.5) ** 2)
-    ms.append(Measurement(f"generator std after {STEPS_SCHEME} steps (collapsed)", abs(b), 1e-3))
+    ms.append(Measurement(f"generator std after {STEPS_SCHEME} steps (collapsed)", abs(b), 1e-4,
+                          note=f"(1 - eps)^{STEPS_SCHEME} = {(1 - eps) ** STEPS_SCHEME:.2g} of the starting std"))
     ms.append(Measurement(f"W2(generator, data) after {STEPS_SCHEME} steps", w2_end, 0.45, ">=", note="tends to sd(data) = 0.5, not 0"))
     return CheckResult(
         tuple(ms),
@@ -697,9 +700,9 @@ register(
         r"the WGAN-GP section the fixed point is $p_0=p_1$ and the generator converges to the data.",
         plants=(
             Plant("diffmath.wgan:reflow_velocity", rel=1e-7, why="the exact velocity off by one part in 10^7",
-                  fails=("exact ReFlow velocity at t = 0",)),
+                  fails=("exact ReFlow velocity at t = 0",), reads=1e-7),
             Plant("diffmath.wasserstein:monotone_map_1d", rel=1e-6, why="the monotone map off by one part in 10^6",
-                  fails=("rel. error of that W2",)),
+                  fails=("rel. error vs eps sd(p1)",)),
             Plant("diffmath.wgan:reflow_velocity", rel=-0.5, why="the t = 0 field at half strength",
                   fails=("generator std after",)),
         ),

@@ -332,8 +332,10 @@ def _check_c217(device) -> CheckResult:
     return CheckResult(
         (
             Measurement("isotropic Gaussian: residual of the best line (exactly straight)", iso, 1e-12),
-            Measurement("mixtures: worst top-2 residual / max distance from centroid", res2, 1e-2, note="reporting threshold"),
-            Measurement("mixtures: least variance explained by the top-2 components", expl2, 0.999, relation=">=", note="reporting threshold"),
+            Measurement("mixtures: worst top-2 residual / max distance from centroid", res2, 2e-3,
+                        note="this seeded setting, with a margin of 2: the plane holds to 0.1% of the trajectory's extent"),
+            Measurement("mixtures: least variance explained by the top-2 components", expl2, 1 - 1e-5, relation=">=",
+                        note="this seeded setting: all but 2e-6 of the variance, asserted to 1e-5"),
         ),
         setting="K=8 equal-weight isotropic components (std 0.3, means N(0, I)), x_T = x_0 + 80 eps, 8 trajectories per d, "
         "exact denoiser, Dormand-Prince (rtol 1e-10) through 40 EDM nodes (rho=7) from 80 to 0.002; affine PCA per trajectory. "
@@ -354,17 +356,20 @@ register(
         chapter=CHAPTER,
         check=_check_c217,
         tests=(T + "test_pca_residuals_property", T + "test_isotropic_trajectory_is_a_line"),
-        # the mixture measurements are reporting thresholds far from their values (1.0e-3 vs 1e-2; 1 - 2e-6 vs 0.999):
-        # the top-2 residual could only be failed by a tenfold error, and is left without a plant
+        # the mixture measurements are asserted near this seeded setting's values (1.03e-3 against 2e-3; 1 - 2e-6 against
+        # 1 - 1e-5), so a residual doubled or 2e-5 of variance lost fails them
         plants=(
             Plant("diffmath.mean_value:pca_residuals", index=0, add=1e-10, why="the PCA residuals off by 1e-10",
                   fails=("isotropic",)),
-            Plant("diffmath.mean_value:pca_residuals", index=1, rel=-2e-3, why="the explained variance 0.2% low",
+            Plant("diffmath.mean_value:pca_residuals", index=0, rel=1.0, why="the PCA residuals doubled",
+                  fails=("top-2 residual",)),
+            Plant("diffmath.mean_value:pca_residuals", index=1, rel=-2e-5, why="the explained variance 2e-5 low",
                   fails=("explained",)),
         ),
         remark="Only two facts are guaranteed and asserted tightly: PCA residuals do not increase with k, and an "
         "isotropic Gaussian's trajectory is an exact segment towards the mean. The mixture numbers are measurements "
-        "on our toys, with loose reporting thresholds; anisotropic data bend trajectories.",
+        "on our toys (a residual of 0.1% of the trajectory's extent, all but 2e-6 of the variance in the top-2 "
+        "components), asserted near the values this seeded setting gives; anisotropic data bend trajectories.",
     )
 )
 
@@ -544,7 +549,8 @@ def _check_c2110(device) -> CheckResult:
     return CheckResult(
         (
             Measurement("max rel. |measured ||AFS||/||v|| - closed form|", worst, EXACT_RTOL),
-            Measurement("max |ratio - 1 - (s_d^2 - 1/2)/T^2| * T^4 (O(T^-4) remainder)", worst_series, 10.0),
+            Measurement("max |ratio - 1 - (s_d^2 - 1/2)/T^2| * T^4 (O(T^-4) remainder)", worst_series, 2.5,
+                        note="the remainder's coefficient on these (s_d, T), asserted near its value"),
             Measurement("s_d = 1, T = 80: ratio - 1", mv.afs_ratio(80.0, 1.0) - 1, 1e-4),
         ),
         setting=f"d={d}, s_d in {{0.5, 1, 2}}, T in {{20, 80}}; ratio - 1 at T=80: s_d=1 {mv.afs_ratio(80.0, 1.0) - 1:.3e}, "
@@ -567,7 +573,7 @@ register(
         check=_check_c2110,
         tests=(T + "test_afs_ratio_property",),
         plants=(
-            Plant("diffmath.mean_value:afs_ratio", rel=1e-7, why="the AFS ratio off by one part in 10^7", fails=("measured",)),
+            Plant("diffmath.mean_value:afs_ratio", rel=1e-7, why="the AFS ratio off by one part in 10^7", fails=("measured",), reads=1e-7),
             Plant("diffmath.mean_value:afs_ratio", rel=1e-6, why="the AFS ratio off by one part in 10^6", fails=("remainder",)),
             Plant("diffmath.mean_value:afs_ratio", rel=1e-4, why="the AFS ratio off by one part in 10^4", fails=("T = 80",)),
         ),
@@ -673,12 +679,12 @@ def _check_c213(device) -> CheckResult:
         orders[name] = math.log2(errs[0] / errs[1])
     return CheckResult(
         (
-            Measurement("|measured order - 1|, Euler", abs(orders["euler"] - 1), 0.15),
-            Measurement("|measured order - 2|, Heun", abs(orders["heun"] - 2), 0.15),
+            Measurement("|measured order - 1|, Euler", abs(orders["euler"] - 1), 0.05),
+            Measurement("|measured order - 2|, Heun", abs(orders["heun"] - 2), 0.05),
         ),
         setting="exact Gaussian PF-ODE (d=3) from sigma 10 to 0.1 on an EDM rho=7 grid, 32 vs 64 steps; "
-        f"measured orders: Euler {orders['euler']:.3f}, Heun {orders['heun']:.3f}. The margin 0.15 covers the "
-        "O(1/n) drift of the asymptotic exponent at these step counts.",
+        f"measured orders: Euler {orders['euler']:.3f}, Heun {orders['heun']:.3f}. The margin 0.05, near the drifts "
+        "measured, covers the O(1/n) drift of the asymptotic exponent at these step counts.",
         device=str(device),
     )
 

@@ -102,11 +102,11 @@ register(
         check=_check_c231,
         tests=(T + "test_ddpm_step_mean_is_posterior_mean_property", "tests/test_ddpm.py::test_step_noise_scale"),
         plants=(
-            Plant("diffmath.ddpm:step_mean", rel=1e-9, why="the mean of (1) off by one part in 10^9", fails=("eq. (1)'s mean",)),
+            Plant("diffmath.ddpm:step_mean", rel=1e-9, why="the mean of (1) off by one part in 10^9", fails=("eq. (1)'s mean",), reads=1e-9),
             Plant("diffmath.ddpm:posterior", index=0, rel=1e-8, why="the posterior mean off by one part in 10^8",
-                  fails=("posterior mean vs Gaussian conditioning",)),
-            Plant("diffmath.ddpm:posterior", index=1, rel=1e-8, why="the posterior std off by one part in 10^8",
-                  fails=("posterior variance",)),
+                  fails=("posterior mean vs Gaussian conditioning",), reads=1e-8),
+            Plant("diffmath.ddpm:posterior", index=1, rel=1e-8, why="the posterior std off by one part in 10^8 (its variance by 2)",
+                  fails=("posterior variance",), reads=2e-8),
         ),
     )
 )
@@ -270,7 +270,7 @@ register(
         r"port picks the nearest discrete timestep instead, which leaves a small log-SNR mismatch (measured).",
         plants=(
             Plant("diffmath.upsample_guidance:low_resolution_time", index=0, rel=1e-9, why="tau off by one part in 10^9",
-                  fails=("tau vs (2/pi)", "tau vs bisection", "min of t - tau")),
+                  fails=("tau vs (2/pi)", "tau vs bisection", "min of t - tau"), reads=1e-9),
             Plant("diffmath.upsample_guidance:low_resolution_time", index=1, rel=1e-9, why="rho_t off by one part in 10^9",
                   fails=("(alpha/rho",)),
         ),
@@ -374,9 +374,9 @@ register(
         r"which holds when $P\Sigma(I-P)=0$ — and measures how inexact it is otherwise.",
         plants=(
             Plant("diffmath.upsample_guidance:UpsampleGuidance.main_term", rel=1e-9, why="the main term off by 1 part in 10^9",
-                  fails=("block law",)),
+                  fails=("block law",), reads=1e-9),
             Plant("diffmath.upsample_guidance:low_resolution_time", index=1, rel=1e-9, why="rho_t off by one part in 10^9",
-                  fails=("expected relative error at c = 0",)),
+                  fails=("expected relative error at c = 0",), reads=1e-9),
             Plant("diffmath.upsample_guidance:main_term_error", rel=0.03, why="the operator-form error 3% too large",
                   fails=("|z| of the Monte Carlo",)),
             Plant("diffmath.upsample_guidance:main_term_error", rel=-0.5, why="the operator-form error halved",
@@ -485,7 +485,7 @@ def _check_c236(device) -> CheckResult:
     return CheckResult(
         (
             Measurement("white images (alpha = 0): relative detail error at t = 0.5", table[0.0][1], 0.5, relation=">="),
-            Measurement("alpha = 2: relative detail error at t = 0.5", table[2.0][1], 0.1),
+            Measurement("alpha = 2: relative detail error at t = 0.5", table[2.0][1], 0.07),
             Measurement("max over t in {0.2, 0.5, 0.8} of the alpha = 2 error (largest at low noise)", max(table[2.0]), 0.2),
             Measurement("exponent with the smallest error at t = 0.5 is >= 2 (scale-invariant spectra)", best, 2.0, relation=">="),
         ),
@@ -503,7 +503,7 @@ register(
         title="The detail term (8): the low-resolution model's details, used at the high resolution",
         statement=r"$(I-P)\epsilon^{\rm high}(x_t,t)\approx(I-P)\epsilon_\theta(x_t,t)$ with the low-resolution model applied "
         r"to the large image. On power-law fields with the model applied as a convolution, the approximation is good for "
-        r"scale-invariant spectra (at $\alpha=2$ the error is under a tenth at $t=1/2$, larger at low noise) and poor for "
+        r"scale-invariant spectra (at $\alpha=2$ the error is about 6% at $t=1/2$, under 7% as asserted, and larger at low noise) and poor for "
         r"white images, whose pooled statistics differ from their own (more than half).",
         source=Source(part=23, equation="(8)", paper="hwang2024upsample"),
         kind=Kind.EMPIRICAL,
@@ -709,7 +709,7 @@ register(
             Plant("diffmath.upsample_guidance:encoder_commutation_gap", add=1e-9, why="the gap off by 1e-9",
                   fails=("linear encoder",)),
             Plant("diffmath.upsample_guidance:encoder_commutation_gap", rel=0.01, why="the gap 1% too large",
-                  fails=("leading coefficient",)),
+                  fails=("leading coefficient",), reads=0.01),
         ),
     )
 )

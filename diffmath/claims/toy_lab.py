@@ -222,13 +222,15 @@ register(
                 rel=1e-7,
                 why="the score off by one part in 10^7",
                 fails=("autograd",),
+                reads=1e-7,
             ),
-            Plant("diffmath.mixture:GaussianMixture.log_prob", rel=1e-7, why="log p off by one part in 10^7", fails=("scipy",)),
+            Plant("diffmath.mixture:GaussianMixture.log_prob", rel=1e-7, why="log p off by one part in 10^7", fails=("scipy",), reads=1e-7),
             Plant(
                 "diffmath.mixture:GaussianMixture.score_at",
                 rel=1e-7,
                 why="the eigenbasis score off by one part in 10^7",
                 fails=("eigenbasis",),
+                reads=1e-7,
             ),
         ),
         tests=(
@@ -372,18 +374,21 @@ register(
                 rel=1e-7,
                 why="the denoiser off by one part in 10^7",
                 fails=("closed-form", "autograd"),
+                reads=1e-7,
             ),
             Plant(
                 "diffmath.mixture:GaussianMixture.score",
                 rel=1e-7,
                 why="the diffused score off by one part in 10^7",
                 fails=("closed-form",),
+                reads=1e-7,
             ),
             Plant(
                 "diffmath.mixture:GaussianMixture.log_prob",
                 rel=1e-7,
                 why="log p_t off by one part in 10^7",
                 fails=("autograd",),
+                reads=1e-7,
             ),
         ),
         tests=(
@@ -630,12 +635,14 @@ register(
                 rel=1e-7,
                 why="the closed-form flow off by one part in 10^7",
                 fails=("EDM", "cosine VP"),
+                reads=1e-7,
             ),
             Plant(
                 "diffmath.schedules:VPCosine.edm_sigma",
                 rel=1e-7,
                 why="the EDM level sigma/alpha off by one part in 10^7",
                 fails=("cosine VP",),
+                reads=1e-7,
             ),
         ),
         tests=(
@@ -731,6 +738,7 @@ register(
                 rel=1e-7,
                 why="the closed-form score off by one part in 10^7",
                 fails=("closed-form score",),
+                reads=1e-7,
             ),
             Plant(
                 "diffmath.parametrisation:_to_x0_eps",
