@@ -116,14 +116,18 @@ def test_euler_moments_are_particle_map():
 @given(d=st.sampled_from([1, 2, 3]), seed=st.integers(0, 2**16), t=st.floats(0.0, 2.0))
 def test_gaussian_nd_closed_forms_property(d, seed, t):
     """C19.1: the d-dimensional KL against torch.distributions, the moment ODE against a central difference of the
-    closed-form flow, and (d = 1) the one-dimensional functions."""
+    closed-form flow, and (d = 1) the one-dimensional functions. The KL's log-determinant and inverse of Sq = L L^T
+    lose about d eps cond(Sq) to rounding (both torch's and ours: at seed 81, cond 1.3e8, each is 1e-9 from a
+    50-digit mpmath value), so the tolerance carries that term."""
     from diffmath.claims.part19 import gaussian_case
 
     c = gaussian_case(d, seed)
     m, S, mq, Sq = c["m"], c["S"], c["mq"], c["Sq"]
     mvn = lambda a, b: torch.distributions.MultivariateNormal(a, covariance_matrix=b)
     kl = gf.gaussian_kl_nd(mq, Sq, m, S)
-    assert abs(kl - torch.distributions.kl_divergence(mvn(mq, Sq), mvn(m, S))).item() <= 1e-10 * (1 + kl.item())
+    cond = torch.linalg.cond(Sq).item()
+    tol = (1e-10 + d * 2.2e-16 * cond) * (1 + kl.item())
+    assert abs(kl - torch.distributions.kl_divergence(mvn(mq, Sq), mvn(m, S))).item() <= tol
     h = 1e-6
     mt, St = gf.gaussian_flow_nd(mq, Sq, m, S, torch.tensor([t, t + h, t + 2 * h], dtype=torch.float64))
     dm, dS = gf.moment_rhs_nd(mt[1], St[1], m, S)

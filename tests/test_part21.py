@@ -101,7 +101,9 @@ def test_mean_value_time_property(log_sd, log_t1, ratio, seed):
     v = lambda y, sig: (y - (mu + sd**2 / (sd**2 + sig**2) * (y - mu))) / sig
     x_amed = x - v(x - v(x, t1) * (t1 - s), s) * (t1 - t0)
     exact = gaussian_flow(mu, sd**2 * torch.eye(d, dtype=torch.float64), x, 1.0, t1, 1.0, t0)
-    assert (x_amed - exact).norm() <= EXACT * (exact - mu).norm()
+    # rounding is relative to the update's largest term, the starting deviation x - mu, which cancels to the far smaller
+    # result when t_n << t_(n+1) (seed 8 of the flake check: 2.9e-13 against 1e-12 |exact - mu| = 1.6e-13)
+    assert (x_amed - exact).norm() <= EXACT * (x - mu).norm()
     # Euler undershoots (C21.8, step 2), so s* is a genuine interior point, not t_{n+1}
     assert mv.amed_gain(t1, t0, t1, sd) <= mv.exact_gain(t0, t1, sd) + 1e-15
 

@@ -65,8 +65,9 @@ def hermite_nd(n: int, d: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def gaussian_case(d: int, seed: int) -> dict:
-    """A seeded d-dimensional toy: target N(m, S) and current law N(mq, Sq), both covariances full (non-diagonal,
-    eigenvalues >= 0.3), and a full, non-triangular matrix L with L L^T = Sq."""
+    """A seeded d-dimensional toy: target N(m, S) and current law N(mq, Sq), both covariances full (non-diagonal;
+    S's eigenvalues >= 0.3), and a full, non-triangular matrix L with L L^T = Sq (Sq may be ill-conditioned: L = I + a
+    random matrix can be nearly singular, e.g. cond(Sq) = 1.3e8 at d = 2, seed 81)."""
     g = _gen(seed)
     eye = torch.eye(d, dtype=torch.float64)
 
