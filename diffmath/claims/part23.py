@@ -503,7 +503,7 @@ register(
         title="The detail term (8): the low-resolution model's details, used at the high resolution",
         statement=r"$(I-P)\epsilon^{\rm high}(x_t,t)\approx(I-P)\epsilon_\theta(x_t,t)$ with the low-resolution model applied "
         r"to the large image. On power-law fields with the model applied as a convolution, the approximation is good for "
-        r"scale-invariant spectra (at $\alpha=2$ the error is about 6% at $t=1/2$, under 7% as asserted, and larger at low noise) and poor for "
+        r"scale-invariant spectra (at $\alpha=2$ the error at $t=1/2$ is under 7%, and larger at low noise) and poor for "
         r"white images, whose pooled statistics differ from their own (more than half).",
         source=Source(part=23, equation="(8)", paper="hwang2024upsample"),
         kind=Kind.EMPIRICAL,
