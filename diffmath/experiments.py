@@ -178,7 +178,7 @@ def _load() -> None:
     if _LOADED:
         return
     _LOADED = True
-    from diffmath import sampler_table, snr, upsample_guidance
+    from diffmath import sampler_table, skip_sweep, skip_toy, snr, upsample_guidance
 
     def samplers_run(cfg: dict, device: str) -> dict:
         res = sampler_table.run(device=device, **cfg)
@@ -215,4 +215,22 @@ def _load() -> None:
         defaults=dict(upsample_guidance.GUIDANCE_EXPERIMENT),
         device_dependent=False,
         modules=("diffmath.upsample_guidance",),
+    ))
+    register(Experiment(
+        name="skip-unet",
+        version=1,
+        description="the toy EDM U-Net of chapter 24 trained on a Gaussian-image mixture; its float16 weights and its error against the exact denoiser",
+        run=skip_toy.run_training,
+        defaults=dict(skip_toy.TRAIN_DEFAULTS),
+        markdown=skip_toy.training_markdown,
+        modules=("diffmath.skip_toy",),
+    ))
+    register(Experiment(
+        name="skip-tuning",
+        version=1,
+        description="Skip-Tuning on the trained toy U-Net: sample quality against the exact law by rho, NFE and sampler; losses, complexity proxy, time windows (chapter 24)",
+        run=skip_sweep.run,
+        defaults=dict(skip_sweep.DEFAULTS),
+        markdown=skip_sweep.markdown,
+        modules=("diffmath.skip_sweep",),
     ))

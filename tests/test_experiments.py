@@ -54,7 +54,7 @@ def test_clear_by_name(toy):
 
 def test_the_book_experiments_are_registered():
     names = {e.name for e in E.all_experiments()}
-    assert {"sampler-table", "resolution-shift", "upsample-guidance"} <= names
+    assert {"sampler-table", "resolution-shift", "upsample-guidance", "skip-unet", "skip-tuning"} <= names
     for e in E.all_experiments():
         json.dumps(e.defaults)  # configurations are JSON (they key the cache)
 

@@ -311,3 +311,29 @@ def test_multimodal_prose_numbers():
     assert lo == mm.ARTICLE_BITS_PER_DIM and hi == math.floor(q.upper_per_dim) and (k1, k2) == (12, 48)
     assert 10 <= lo * k1 and hi * k2 < 1000  # "tens to hundreds"
     assert e_article == info.min_vocabulary_log2(36864, 1024) and e_toy == round(q.upper / 1024)
+
+
+# --- skip-tuning ----------------------------------------------------------------------------------
+def test_skip_tuning_prose_numbers():
+    """The toy network's shape and the sweep's setting as the prose states them, against the stored model and the
+    sweep's default configuration (the findings are asserted by claims C24.3-C24.7)."""
+    from diffmath import experiments, skip_sweep
+    from diffmath.skip_tuning import straddling_groups
+
+    text = prose("skip-tuning")
+    net = skip_sweep.load_model().net
+    m = find(r"(\w+) resolutions, (\w+) long skips", text)
+    assert WORDS.get(m.group(1), m.group(1)) == len(net.channel_mult)
+    assert {"six": 6}[m.group(2)] == net.n_skips
+    m = find(r"On the trained toy, (\w+) of the (\w+) decoder blocks have a straddling group \(of (\w+)\)", text)
+    popped = list(reversed(net.skip_channels))
+    straddle = sum(bool(straddling_groups(b.norm0.num_channels - c, c, b.norm0.num_groups)) for b, c in zip(net.dec, popped))
+    assert (WORDS[m.group(1)], {"six": 6}[m.group(2)], WORDS[m.group(3)]) == (straddle, len(net.dec), net.dec[0].norm0.num_groups)
+    cfg = experiments.config_of("skip-tuning")
+    m = find(r"at (\d+), (\d+) and (\d+) evaluations on EDM's grid \(\$\\sigma\$ from (\d+) to ([\d.]+), then 0\)", text)
+    assert [int(g) for g in m.groups()[:3]] == cfg["nfe"]
+    assert (float(m.group(4)), float(m.group(5))) == (cfg["sigma_max"], cfg["sigma_min"])
+    m = find(r"\\rho_\{bottom\}\\in\\\{([\d.,]+)\\\}", text)
+    assert [float(v) for v in m.group(1).split(",")] == cfg["rho_bottom"]
+    m = find(r"applies \$\\rho_\{bottom\}=([\d.]+)\$ inside one of (\w+) windows", text)
+    assert float(m.group(1)) == cfg["window_rho"] and WORDS[m.group(2)] == len(cfg["window_edges"]) - 1

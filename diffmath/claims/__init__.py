@@ -14,7 +14,7 @@ from diffmath.claims.registry import (
     select,
     verify_claim,
 )
-from diffmath.claims import part16, part17, part18, part19, part20, part21, part21_amed, part22, part23, toy_lab  # noqa: F401  (importing registers the claims)
+from diffmath.claims import part16, part17, part18, part19, part20, part21, part21_amed, part22, part23, part24, toy_lab  # noqa: F401  (importing registers the claims)
 from diffmath.claims import essay_multimodal  # noqa: F401  (the multimodal essay, claims M.*)
 
 __all__ = [
