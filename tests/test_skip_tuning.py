@@ -213,6 +213,12 @@ def test_time_dependent_rho_window():
     assert torch.equal(tuned(x, 2.0), D(x, 2.0))
     with pytest.raises(ValueError, match="sigma_lo"):
         stn.window_rho(0.5, 1.0, 0.1)
+    with pytest.raises(ValueError, match="sigma_lo"):
+        stn.window_rho(0.5, 0.0, 0.1)  # the window must start above 0
+    with pytest.raises(ValueError, match="rho"):
+        stn.window_rho(0.0, 0.1, 1.0)
+    # a one-element sigma tensor is one level for the whole batch, as a number is
+    assert torch.equal(tuned(x, torch.tensor([0.5])), tuned(x, 0.5))
     with pytest.raises(ValueError, match="rho_bottom"):
         stn.SkipTuned(D, rho_bottom=lambda s: -s)(x, 1.0)
     with pytest.raises(ValueError, match="EDMDenoiser"):
@@ -230,6 +236,23 @@ def test_norm_ratios_against_the_recorded_tensors():
     u, d = rec[2][1], rec[2][2]
     want = sum(d[i].norm() / u[i].norm() for i in range(4)) / 4
     assert ratios[2][1] == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_gradient_norms_equal_the_hutchinson_sum_on_the_dense_jacobian():
+    """gradient_norms draws its probes v_p from ``generator`` in order; with the same draws, sqrt(mean_p ||J_i^T v_p||^2)
+    computed from the dense Jacobian (autograd.functional, c_noise = log(sigma)/4 written out here) must match per
+    image to float32 precision."""
+    D = tiny_denoiser()
+    x = torch.randn(3, 1, 8, 8, generator=gen(9))
+    got = stn.gradient_norms(D, x, 0.8, 0.5, probes=3, generator=gen(10))
+    scales = stn.rho_schedule(3, 0.5)
+    g = gen(10)
+    probes = [torch.randn(3, 1, 8, 8, generator=g) for _ in range(3)]
+    for i in range(3):
+        J = torch.autograd.functional.jacobian(
+            lambda z: D.net(z, torch.full((1,), math.log(0.8) / 4), scales), x[i: i + 1], vectorize=True).reshape(64, 64)
+        want = math.sqrt(sum((J.T @ v[i].reshape(64)).pow(2).sum().item() for v in probes) / 3)
+        assert got[i].item() == pytest.approx(want, rel=1e-4)
 
 
 def test_gradient_norm_against_the_dense_jacobian():

@@ -95,6 +95,16 @@ def test_rho_one_is_the_plain_network():
     assert torch.equal(net(x, torch.zeros(2), skip_scales=[1.0] * net.n_skips), net(x, torch.zeros(2)))
 
 
+def test_smallest_network_and_bad_sizes():
+    net = unet.UNet(channels=2, channel_mult=(1,), groups=1)  # two channels, one resolution: still a U-Net
+    assert net.n_skips == 2 and net(torch.randn(2, 1, 4, 4), torch.zeros(2)).shape == (2, 1, 4, 4)
+    with pytest.raises(ValueError, match="even integer"):  # one channel passes the size check; the embedding refuses it
+        unet.UNet(channels=1, channel_mult=(1,), groups=1)
+    for kw in ({"channels": 0}, {"blocks": 0}, {"channel_mult": ()}, {"channel_mult": (1, 0)}):
+        with pytest.raises(ValueError, match=">= 1"):
+            unet.UNet(**{"groups": 1, **kw})
+
+
 def test_block_groups_must_divide_channels():
     with pytest.raises(ValueError, match="not divisible"):
         unet.UNetBlock(6, 8, 16, groups=4)
