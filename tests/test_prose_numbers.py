@@ -337,3 +337,7 @@ def test_skip_tuning_prose_numbers():
     assert [float(v) for v in m.group(1).split(",")] == cfg["rho_bottom"]
     m = find(r"applies \$\\rho_\{bottom\}=([\d.]+)\$ inside one of (\w+) windows", text)
     assert float(m.group(1)) == cfg["window_rho"] and WORDS[m.group(2)] == len(cfg["window_edges"]) - 1
+    m = find(r"\(edges ([\d., ]+) and ([\d.]+); the last holds the (\w+) highest levels of the grid\)", text)
+    assert [float(v) for v in m.group(1).split(", ")] + [float(m.group(2))] == cfg["window_edges"]
+    grid = skip_sweep.sigmas_for(cfg, cfg["window_sampler"], cfg["window_nfe"]).tolist()
+    assert WORDS[m.group(3)] == sum(1 for v in grid if v >= cfg["window_edges"][-2])
