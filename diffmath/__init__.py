@@ -10,7 +10,7 @@ from diffmath import denoisers, flows, parametrisation, samplers, schedules, sym
 from diffmath.device import available_devices, best_device
 from diffmath.mixture import GaussianMixture
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "GaussianMixture",

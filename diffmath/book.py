@@ -140,13 +140,45 @@ def _source_md(claim, keys: set[str]) -> str:
     return ", ".join(bits) if bits else "diffmath (the library's own foundations)"
 
 
+#: words of the claims' plain-text quantity names that are symbols when they sit inside a formula
+_GREEK = ("alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "eta", "theta", "lambda", "mu", "nu", "pi", "rho",
+          "sigma", "tau", "phi", "psi", "omega", "Sigma", "Delta", "Lambda", "Phi")
+_MATHY = re.compile(r"[\^]|_[A-Za-z0-9{]")
+
+
+def typeset_quantity(text: str) -> str:
+    r"""A measurement's plain-text name with its formulas typeset: each space-separated token written in ASCII math
+    (it has a ``^``, a ``\``, or a subscript ``_x``) becomes inline math, with Greek names as symbols and
+    ``*`` as :math:`\cdot` (``delta (e^{KT} - 1)/K`` -> ``delta ($e^{KT}$ - 1)/K``). Tokens with a ``|``, a ``$``
+    or unbalanced braces are left as they are (a table cell escapes its pipes). Leading and trailing punctuation
+    stays outside the formula."""
+    out = []
+    for token in str(text).split():
+        core = token.strip(",;:")
+        lead = token[: len(token) - len(token.lstrip(",;:"))]
+        trail = token[len(lead) + len(core):]
+        # an opening parenthesis not closed inside the token, or a closing one not opened, stays outside
+        for o, c in ("()", "[]"):
+            while core.startswith(o) and core.count(o) > core.count(c):
+                lead, core = lead + o, core[1:]
+            while core.endswith(c) and core.count(c) > core.count(o):
+                core, trail = core[:-1], c + trail
+        if (not _MATHY.search(core) or "|" in core or "$" in core or core.count("{") != core.count("}")
+                or core.startswith(("http", "`"))):
+            out.append(token)
+            continue
+        tex = re.sub(r"(?<![A-Za-z\\])(" + "|".join(_GREEK) + r")(?![A-Za-z])", r"\\\1", core).replace("*", r"\cdot ")
+        out.append(f"{lead}${tex}${trail}")
+    return " ".join(out)
+
+
 def _measurement_table(check: dict) -> str:
     rows = ["| quantity | value | bound | passed |", "| --- | ---: | ---: | :---: |"]
     for m in check.get("measurements", []):
         rel = _REL_TEX.get(m.get("relation", "<="), m.get("relation", ""))
-        quantity = _cell(m.get("quantity", ""))
+        quantity = _cell(typeset_quantity(m.get("quantity", "")))
         if m.get("note"):
-            quantity += f" ({_cell(m['note'])})"
+            quantity += f" ({_cell(typeset_quantity(m['note']))})"
         rows.append(
             f"| {quantity} | {_num(m.get('value'))} | {rel} {_num(m.get('bound'))} | "
             f"{'✓' if m.get('passed') else '✗ **no**'} |"

@@ -1,5 +1,9 @@
 """The command line: ``diffmath verify`` (the claim ledger), ``diffmath list``, ``diffmath experiments``,
-``diffmath book``.
+``diffmath bench``, ``diffmath book``.
+
+``diffmath bench SAMPLER ... [--law NAME] [--nfe N ...] [--seeds K] [--points P] [--json PATH]`` runs each sampler
+(``diffmath:<name>`` or ``diffusers:<name>``) on a named exact law at the NFE budgets from shared noise and prints
+its error against the exact flow, the NFE it spent and its measured order (:mod:`diffmath.bench`).
 
 ``diffmath verify [SELECTOR ...] [--json PATH] [--device DEV] [-j N] [--no-cache]`` runs each selected
 claim's sympy derivation and numeric check on the best device (cuda when available), prints a line
@@ -190,6 +194,30 @@ def cmd_experiments(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from diffmath import bench as B
+
+    try:
+        law = B.named_law(args.law)
+        samplers = [B.named_sampler(n) for n in args.samplers]
+    except ValueError as e:
+        print(f"diffmath bench: {e}", file=sys.stderr)
+        return 2
+    progress = None if args.quiet else (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True))
+    out = []
+    for s in samplers:
+        res = B.bench(s, law, args.nfe, law_name=args.law, seeds=args.seeds, points=args.points, progress=progress)
+        print(res.table())
+        if res.skipped:
+            print(f"(no number of steps fits the budgets {res.skipped})\n")
+        out.append(res.to_dict())
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2))
+        print(f"written to {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diffmath", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -211,6 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list the registered claims")
     ls.add_argument("selectors", nargs="*")
     ls.set_defaults(func=cmd_list)
+    bn = sub.add_parser("bench", help="run samplers on an exact law at given NFEs and print their error against the exact flow")
+    bn.add_argument("samplers", nargs="+", help="diffmath:<sampler> (euler, heun, dpmpp_2m, ...) or diffusers:<name> (ddim, dpm++2m, ...)")
+    bn.add_argument("--law", default="mixture-2d", help="mixture-2d (default), mixture-16d, image-8x8, empirical-2d")
+    bn.add_argument("--nfe", type=int, nargs="+", default=[5, 10, 20, 40], help="NFE budgets (default 5 10 20 40)")
+    bn.add_argument("--seeds", type=int, default=4, help="noise seeds per budget (default 4)")
+    bn.add_argument("--points", type=int, default=128, help="points per seed (default 128)")
+    bn.add_argument("--json", metavar="PATH", help="write the results here")
+    bn.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    bn.set_defaults(func=cmd_bench)
     bk = sub.add_parser("book", help="generate the claim pages or build the book (see python -m diffmath.book -h)")
     bk.add_argument("book_args", nargs=argparse.REMAINDER, help="generate|build [options]")
     bk.set_defaults(func=cmd_book)

@@ -13,9 +13,9 @@ coordinates for every schedule (claim C0.9).
 :func:`exact_eps_model` does the same for any schedule, and :func:`eps_to_denoiser` turns any
 :math:`\varepsilon`-model ``model(x_t, t)`` of a schedule into an EDM denoiser for the samplers.
 
-Every *exact law* of the library works here: :class:`~diffmath.mixture.GaussianMixture` (points
-``(batch, d)``) and the image laws :class:`~diffmath.images.GaussianImage` and
-:class:`~diffmath.images.ImageMixture` (images ``(batch, C, H, W)``).
+Every *exact law* of the library works here: :class:`~diffmath.mixture.GaussianMixture` and
+:class:`~diffmath.empirical.EmpiricalLaw` (points ``(batch, d)``) and the image laws
+:class:`~diffmath.images.GaussianImage` and :class:`~diffmath.images.ImageMixture` (images ``(batch, C, H, W)``).
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from typing import Callable
 import torch
 
 from diffmath._validation import as_tensor
+from diffmath.empirical import EmpiricalLaw
 from diffmath.images import GaussianImage, ImageMixture
 from diffmath.mixture import GaussianMixture
 from diffmath.schedules import DDPMDiscrete, Schedule
 
-EXACT_LAWS = (GaussianMixture, GaussianImage, ImageMixture)
+EXACT_LAWS = (GaussianMixture, GaussianImage, ImageMixture, EmpiricalLaw)
 
 
 def _check_law(law, name: str = "law") -> None:

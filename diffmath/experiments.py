@@ -178,7 +178,7 @@ def _load() -> None:
     if _LOADED:
         return
     _LOADED = True
-    from diffmath import sampler_table, skip_sweep, skip_toy, snr, upsample_guidance
+    from diffmath import sampler_bench, sampler_table, skip_sweep, skip_toy, snr, upsample_guidance
 
     def samplers_run(cfg: dict, device: str) -> dict:
         res = sampler_table.run(device=device, **cfg)
@@ -233,4 +233,13 @@ def _load() -> None:
         defaults=dict(skip_sweep.DEFAULTS),
         markdown=skip_sweep.markdown,
         modules=("diffmath.skip_sweep",),
+    ))
+    register(Experiment(
+        name="sampler-bench",
+        version=1,
+        description="the diffusers schedulers and the library's samplers against the exact flow on two mixtures: error by NFE, measured order, Fréchet distance (chapter 'Testing a sampler')",
+        run=sampler_bench.run,
+        defaults=dict(sampler_bench.DEFAULTS),
+        markdown=sampler_bench.markdown,
+        modules=("diffmath.sampler_bench",),
     ))

@@ -23,6 +23,14 @@ level and per-point noise levels stay cheap. With responsibilities
 
 All computations are batched over leading axes and chunked so that memory stays bounded for
 ``d`` up to 1024 and ``K`` up to 64.
+
+**Low-rank mixtures.** :meth:`GaussianMixture.low_rank` builds a mixture whose components live on affine
+subspaces, :math:`\Sigma_k = A_kA_k^\top` of rank :math:`r_k<d` (data on a union of subspaces, a
+manifold-like law). Its covariances have exact zero eigenvalues; everything above stays closed form for
+:math:`\sigma>0` (:math:`S_k` is invertible, and the denoiser's :math:`\alpha\Sigma_kS_k^{-1}` is 0 across the
+subspace), while the clean law has no density: :meth:`~GaussianMixture.log_prob`,
+:meth:`~GaussianMixture.score`, :meth:`~GaussianMixture.responsibilities` and ``score_at`` at
+:math:`\sigma = 0` raise (``singular`` is True).
 """
 
 from __future__ import annotations
@@ -124,6 +132,7 @@ class GaussianMixture:
         self.eigenvalues = evals  # (K, d): eigenvalues of each covariance
         self.eigenvectors = evecs  # (K, d, d) columns, or None for diagonal/isotropic (axes)
         self.cov_type = kind
+        self.singular = bool((evals == 0).any())  # a low-rank mixture: no density at sigma = 0
         self._log_weights = torch.log(w)
         self._stack = None
         self._prec = None
@@ -133,6 +142,36 @@ class GaussianMixture:
         gm = cls.__new__(cls)
         gm._set(w, mu, evals, evecs, kind)
         return gm
+
+    @classmethod
+    def low_rank(cls, weights, means, factors) -> "GaussianMixture":
+        r"""A mixture of Gaussians on affine subspaces: component :math:`k` is :math:`\mu_k + A_kz`,
+        :math:`z\sim\mathcal N(0, I_r)`, so :math:`\Sigma_k = A_kA_k^\top` (rank at most :math:`r`).
+
+        ``factors`` (K, d, r) with r <= d. The eigenvalues of :math:`A_kA_k^\top` below
+        :math:`d\,\epsilon_{\rm mach}\lambda_{\max}` are set to exactly 0, so the denoiser maps the directions across
+        each subspace to the mean exactly. See the module docstring for what is defined at :math:`\sigma = 0`.
+        """
+        dtype, device = common_dtype_device(weights, means, factors, names="weights, means and factors")
+        A = as_tensor(factors, "factors", dtype=dtype, device=device)
+        mu = as_tensor(means, "means", dtype=dtype, device=device)
+        if A.ndim != 3 or mu.ndim != 2 or A.shape[0] != mu.shape[0] or A.shape[1] != mu.shape[1] or A.shape[2] < 1:
+            raise ValueError(f"factors must have shape (K, d, r) matching means (K, d), got {tuple(A.shape)} and {tuple(mu.shape)}")
+        if A.shape[2] > A.shape[1]:
+            raise ValueError(f"factors must have rank r <= d, got r = {A.shape[2]} > d = {A.shape[1]}")
+        C = A @ A.transpose(-1, -2)
+        evals, evecs = spd_eigh(C, "factors @ factors^T", allow_singular=True)
+        floor = A.shape[1] * torch.finfo(dtype).eps * evals[:, -1:].abs()
+        evals = torch.where(evals <= floor, torch.zeros_like(evals), evals)
+        if (evals[:, -1] == 0).any():
+            raise ValueError("a factor is zero: every component needs a covariance of rank >= 1")
+        probe = cls(weights, mu, torch.ones(A.shape[0], dtype=dtype, device=device))  # validates the weights
+        return cls._from_parts(probe.weights, mu, evals, evecs, "full")
+
+    def _require_density(self, what: str) -> None:
+        if self.singular:
+            raise ValueError(f"{what} does not exist for a low-rank mixture at sigma = 0 (its components have no density); "
+                             "use the diffused law (diffuse, score_at, denoise with sigma > 0)")
 
     # -- basic properties ------------------------------------------------------------------------
     @property
@@ -307,14 +346,17 @@ class GaussianMixture:
     # -- density, score, responsibilities ----------------------------------------------------------
     def log_prob(self, x) -> torch.Tensor:
         """:math:`\\log p(x)` for x of shape (..., d); returns shape (...)."""
+        self._require_density("log p(x)")
         return self._map(lambda xc: _log_normalise(self._components_own(xc)[0])[1], self._x(x))
 
     def responsibilities(self, x) -> torch.Tensor:
         """:math:`r_k(x) = \\pi_k\\mathcal N(x;\\mu_k,\\Sigma_k)/p(x)`; shape (..., K)."""
+        self._require_density("the responsibilities r_k(x)")
         return self._map(lambda xc: _log_normalise(self._components_own(xc)[0])[0], self._x(x))
 
     def score(self, x) -> torch.Tensor:
         """:math:`\\nabla_x\\log p(x) = -\\sum_k r_k(x)\\Sigma_k^{-1}(x-\\mu_k)` (claim C0.2); shape (..., d)."""
+        self._require_density("the score")
 
         def fn(xc):
             logc, z = self._components_own(xc)
@@ -335,6 +377,8 @@ class GaussianMixture:
         """
         x = self._x(x)
         a, s = self._levels(x, alpha, sigma, sigma_positive=False)
+        if self.singular and (s == 0).any():
+            self._require_density("the score")
         return self._map(self._score_chunk, x, a, s)
 
     # -- the exact denoiser ----------------------------------------------------------------------

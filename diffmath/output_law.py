@@ -146,7 +146,7 @@ def log_spectrum_error(p: GaussianImage, q: GaussianImage) -> float:
 
 
 def radial_profile(P: torch.Tensor, bins: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The radial average of an ``(H, W)`` power spectrum: (|f| bin centres, mean power), integer-radius bins."""
+    """The radial average of an ``(H, W)`` power spectrum: (bin centres of ``|f|``, mean power), integer-radius bins."""
     from diffmath.images import frequencies
 
     f1, f2 = frequencies(*P.shape, dtype=P.dtype, device=P.device)

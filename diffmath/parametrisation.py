@@ -2,15 +2,11 @@ r"""Conversions between the five things a diffusion network may predict, in one 
 
 With :math:`x = \alpha x_0 + \sigma\varepsilon` (a point and its noise level):
 
-============  =====================================================  ==========================
-name          definition                                             source
-============  =====================================================  ==========================
-``x0``        :math:`\hat x_0` (the denoiser :math:`D`)                 EDM's :math:`D_\theta`
-``eps``       :math:`\hat\varepsilon = (x - \alpha\hat x_0)/\sigma`     DDPM's :math:`\epsilon_\theta`
-``score``     :math:`s = -\hat\varepsilon/\sigma = (\alpha\hat x_0 - x)/\sigma^2`  Song et al. 2021
-``v``         :math:`v = \alpha\hat\varepsilon - \sigma\hat x_0`        Salimans & Ho 2022
-``velocity``  :math:`u = \dot\alpha\hat x_0 + \dot\sigma\hat\varepsilon` (flow matching / PF-ODE)
-============  =====================================================  ==========================
+* ``x0``: :math:`\hat x_0`, the denoiser :math:`D` (EDM's :math:`D_\theta`);
+* ``eps``: :math:`\hat\varepsilon = (x - \alpha\hat x_0)/\sigma` (DDPM's :math:`\epsilon_\theta`);
+* ``score``: :math:`s = -\hat\varepsilon/\sigma = (\alpha\hat x_0 - x)/\sigma^2` (Song et al. 2021);
+* ``v``: :math:`v = \alpha\hat\varepsilon - \sigma\hat x_0` (Salimans & Ho 2022);
+* ``velocity``: :math:`u = \dot\alpha\hat x_0 + \dot\sigma\hat\varepsilon` (flow matching, the PF-ODE).
 
 Every conversion goes through the pair :math:`(\hat x_0, \hat\varepsilon)`, which any one
 prediction determines given :math:`x`: from ``v``,

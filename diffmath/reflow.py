@@ -147,6 +147,9 @@ def times(t, *, dtype=torch.float64, device=None) -> torch.Tensor:
 class Coupling:
     r"""A coupling of mixture data :math:`x_0` with noise :math:`x_1\sim\mathcal N(0,I)`.
 
+    Given the component, :math:`x_1 = C_k^\top\Sigma_k^{-1}(x_0-\mu_k) + (I-C_k^\top\Sigma_k^{-1}C_k)^{1/2}z`
+    with :math:`z\sim\mathcal N(0,I)`, so :math:`x_1\sim\mathcal N(0,I)` in every component and overall.
+
     Parameters
     ----------
     data : :class:`~diffmath.GaussianMixture` with K components in dimension d (float64)
@@ -154,9 +157,6 @@ class Coupling:
         (independent). The joint covariance :math:`\left[\begin{smallmatrix}\Sigma_k&C_k\\C_k^\top&I
         \end{smallmatrix}\right]` must be positive semidefinite, i.e. :math:`I - C_k^\top\Sigma_k^{-1}C_k
         \succeq 0`; otherwise ``ValueError`` names ``cross``.
-
-    Given the component, :math:`x_1 = C_k^\top\Sigma_k^{-1}(x_0-\mu_k) + (I-C_k^\top\Sigma_k^{-1}C_k)^{1/2}z`
-    with :math:`z\sim\mathcal N(0,I)`, so :math:`x_1\sim\mathcal N(0,I)` in every component and overall.
     """
 
     def __init__(self, data: GaussianMixture, cross=None):
@@ -429,8 +429,8 @@ class Rectification(NamedTuple):
     cost: float  #: E||T(x0) - x0||^2, the quadratic cost of the rectified coupling
     w2_squared: float  #: the optimal cost (Bures formula)
     cost_independent: float  #: E||x1 - x0||^2 for the independent coupling it started from
-    pushforward_error: float  #: max |M S0 M^T - S1| / max |S1| (marginal preservation)
-    asymmetry: float  #: max |M - M^T| / max |M| (an optimal linear map is symmetric)
+    pushforward_error: float  #: ``max|M S0 M^T - S1| / max|S1|`` (marginal preservation)
+    asymmetry: float  #: ``max|M - M^T| / max|M|`` (an optimal linear map is symmetric)
     cost_start: float  #: E||x1 - x0||^2 for the coupling it started from (= cost_independent when cross is None)
 
 
@@ -570,9 +570,9 @@ def w2_bound_affine_model(m0, S0, E, e, *, panels: int = 8, nodes: int = 12) -> 
 
 # --- a distributional distance with a finite-sample bound -------------------------------------------
 def projected_ks(samples, mixture: GaussianMixture, directions) -> torch.Tensor:
-    r""":math:`\sqrt n\,\sup_s|F_n(s)-F(s)|` for the projections :math:`w^	op x` of ``samples`` (n, d) on each
+    r""":math:`\sqrt n\,\sup_s|F_n(s)-F(s)|` for the projections :math:`w^\top x` of ``samples`` (n, d) on each
     unit direction ``w`` (rows of ``directions`` (m, d)), against the exact projected law of ``mixture``
-    (a 1-D mixture with means :math:`w^	op\mu_k` and variances :math:`w^	op\Sigma_kw`). Shape (m,).
+    (a 1-D mixture with means :math:`w^\top\mu_k` and variances :math:`w^\top\Sigma_kw`). Shape (m,).
 
     Under the null (the samples are i.i.d. from ``mixture``) the Dvoretzky–Kiefer–Wolfowitz inequality
     (with Massart's constant) gives :math:`P(\sqrt n D_n > \lambda)\le 2e^{-2\lambda^2}` for every n: see

@@ -64,9 +64,14 @@ noises shared by every cell (common random numbers: the differences between cell
 
 
 def load_model(device: str = "cpu") -> EDMDenoiser:
-    """The trained toy model, from the experiment ``skip-unet`` (stored with the code; trained when absent)."""
-    from diffmath import experiments
+    """The trained toy model, from the experiment ``skip-unet`` (stored with the code; trained when absent).
 
+    :mod:`diffmath.experiments` is loaded by name: imported plainly, its registry would pull every other experiment's
+    code (the sampler bench, the sampler table, ...) into this sweep's cache key, and an edit to any of them would
+    make the stored sweep stale. What the sweep depends on is the trained weights, whose own key covers the training
+    code (:mod:`diffmath.skip_toy` and its imports, which this module imports too), and ``experiments.py`` itself,
+    which is in every experiment's key."""
+    experiments = importlib.import_module("diffmath.experiments")
     return model_from_result(experiments.result("skip-unet"), device)
 
 

@@ -55,3 +55,32 @@ def random_mixture(
     else:
         covs = 0.2 + torch.rand(n_components, generator=g, dtype=torch.float64)
     return GaussianMixture(w.to(dtype=dtype, device=device), mu.to(dtype=dtype, device=device), covs.to(dtype=dtype, device=device))
+
+
+def random_low_rank_mixture(
+    n_components: int,
+    dim: int,
+    rank: int,
+    *,
+    seed: int = 0,
+    spread: float = 1.0,
+    dtype: torch.dtype = torch.float64,
+    device: Optional[torch.device] = None,
+) -> GaussianMixture:
+    """A random low-rank mixture (:meth:`GaussianMixture.low_rank`): Dirichlet(1) weights, means of scale
+    ``spread``, each component on a random ``rank``-dimensional affine subspace with factor entries of scale
+    ``1/sqrt(rank)`` (unit-scale spread along the subspace)."""
+    for name, v in (("n_components", n_components), ("dim", dim), ("rank", rank)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if rank > dim:
+        raise ValueError(f"rank must be <= dim, got {rank} > {dim}")
+    if not math.isfinite(spread):
+        raise ValueError(f"spread must be a finite number, got {spread!r}")
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    w = -torch.log(torch.rand(n_components, generator=g, dtype=torch.float64))
+    w = w / w.sum()
+    mu = spread * torch.randn(n_components, dim, generator=g, dtype=torch.float64)
+    A = torch.randn(n_components, dim, rank, generator=g, dtype=torch.float64) / math.sqrt(rank)
+    device = torch.device("cpu") if device is None else torch.device(device)
+    return GaussianMixture.low_rank(w.to(dtype=dtype, device=device), mu.to(dtype=dtype, device=device), A.to(dtype=dtype, device=device))

@@ -145,6 +145,12 @@ class UpsampleGuidance:
     r"""Article 23's guided prediction (10) around a low-resolution :math:`\varepsilon`-model, as an
     :math:`\varepsilon`-model ``guided(x_t, t)`` of the same schedule at ``s`` times the resolution.
 
+    ``guided.approx(x_t, t)`` is :math:`\epsilon^{\rm approx}` (9); ``guided.main_term(x_t, t)`` is
+    :math:`\frac1s\epsilon_\theta(\mathcal Dx_t/\rho_t,\tau)` at the low resolution, with :math:`\tau`
+    clamped to the schedule's range (:func:`low_resolution_time`). ``pixels`` counts
+    the pixels the model has been evaluated on (the cost: one extra low-resolution call per guided
+    step, :math:`1/s^2` of a high-resolution call).
+
     Parameters
     ----------
     model : ``model(x_t, t)``, applied both to the large image (the detail term) and to the pooled one
@@ -152,12 +158,6 @@ class UpsampleGuidance:
     s : the linear upscaling factor (an integer, pooling is ``s x s``)
     w : Su's scale (default 0.2); give ``paper_scale`` (the paper's :math:`w_t = 1 + w`) instead if you prefer
     eta : guide only while :math:`t\ge(1-\eta)\,t_{\max}` (eq. 11); ``eta = 1`` guides throughout
-
-    ``guided.approx(x_t, t)`` is :math:`\epsilon^{\rm approx}` (9); ``guided.main_term(x_t, t)`` is
-    :math:`\frac1s\epsilon_\theta(\mathcal Dx_t/\rho_t,\tau)` at the low resolution, with :math:`\tau`
-    clamped to the schedule's range (:func:`low_resolution_time`). ``pixels`` counts
-    the pixels the model has been evaluated on (the cost: one extra low-resolution call per guided
-    step, :math:`1/s^2` of a high-resolution call).
     """
 
     def __init__(self, model: EpsModel, schedule: Schedule, s: int, *, w: Optional[float] = None,
@@ -316,9 +316,9 @@ GUIDANCE_EXPERIMENT = {
 def guidance_experiment(config: Optional[dict] = None) -> dict:
     r"""Upsample guidance on exact Gaussian images (claims C23.7, C23.8).
 
-    The true law at :math:`H = s\cdot	ext{train}` is a power-law field
+    The true law at :math:`H = s\cdot\text{train}` is a power-law field
     (:func:`~diffmath.images.power_law_spectrum` with ``reference=(train, train)``); the low-resolution
-    model is the exact, convolutional :math:`arepsilon`-model of its pooled law
+    model is the exact, convolutional :math:`\varepsilon`-model of its pooled law
     (:func:`convolutional_eps_model`), on simple diffusion's cosine schedule. At equal NFE with the
     same sampler, from the exact marginal at the first level, it compares the exact laws
     (:func:`diffmath.output_law.sampler_law`) of the samples of

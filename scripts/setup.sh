@@ -13,6 +13,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${DIFFMATH_VENV:-$ROOT/.venv}"
 TORCH="${DIFFMATH_TORCH:-torch==2.13.0}"
+KDIFFUSION="k-diffusion==0.1.1.post1"
 PY_CREATE="${DIFFMATH_PYTHON:-python3}"
 LOG="$VENV/setup.log"
 
@@ -35,13 +36,14 @@ mkdir -p "$VENV"
 stamp_now() {
   {
     echo "torch=$TORCH"
+    echo "kdiffusion=$KDIFFUSION"
     "$PY" --version 2>&1
     cat "$ROOT/pyproject.toml"
   } | sha256sum | cut -d' ' -f1
 }
 STAMP="$VENV/.diffmath-setup-stamp"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp_now)" ]] \
-  && "$PY" -c "import diffmath, torch, pytest, jupyter_book" >/dev/null 2>&1; then
+  && "$PY" -c "import diffmath, torch, pytest, jupyter_book, diffusers, torchsde" >/dev/null 2>&1; then
   say "environment up to date ($VENV)"
   exit 0
 fi
@@ -52,6 +54,10 @@ say "installing $TORCH (log: $LOG)"
 pip_q "$TORCH" || fail "pip install $TORCH"
 say "installing diffmath[test,book] in editable mode"
 pip_q -e "$ROOT[test,book]" || fail "pip install -e .[test,book]"
+# k-diffusion's samplers for the bench (diffmath.kdiffusion): without its dependencies, which are its training
+# stack (torchvision's published wheels need a CUDA build of torch); what the samplers need is in the bench extra
+say "installing $KDIFFUSION without its dependencies"
+pip_q --no-deps "$KDIFFUSION" || fail "pip install --no-deps $KDIFFUSION"
 say "registering the Jupyter kernel python3 -> $PY"
 "$PY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (diffmath)" >>"$LOG" 2>&1 \
   || fail "ipykernel install"

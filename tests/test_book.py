@@ -391,3 +391,29 @@ def test_parallel_extension_gives_sphinx_proof_an_empty_merge():
     assert meta == {"parallel_read_safe": True, "parallel_write_safe": True} and connected == ["builder-inited"]
     assert ProofDomain.merge_domaindata is not Domain.merge_domaindata
     assert ProofDomain.merge_domaindata(None, {"a"}, {"version": 0}) is None
+
+
+def test_quantity_names_are_typeset():
+    """ASCII formulas of measurement names become inline math (Greek names as symbols); what a table cell or
+    MathJax cannot take is left alone; surrounding prose and punctuation stay outside the formula."""
+    from diffmath.book import typeset_quantity
+
+    assert typeset_quantity("rel. error vs delta (e^{KT} - 1)/K") == "rel. error vs delta ($e^{KT}$ - 1)/K"
+    assert typeset_quantity("d/sigma^2, x_t:") == r"$d/\sigma^2$, $x_t$:"
+    assert typeset_quantity("E[(a) h(x_t)] = 0") == "E[(a) $h(x_t)$] = 0"
+    assert typeset_quantity("max |x_t| and a_{b") == "max |x_t| and a_{b"  # a pipe; unbalanced braces
+    assert typeset_quantity("plain words only") == "plain words only"
+
+
+def test_figure_cells_are_folded_in_the_sources():
+    """Every code cell of a chapter that draws (matplotlib) carries the hide-input tag: the figure stays, its code is
+    one click away. The browser test checks the same on the built pages."""
+    import re
+
+    draw = re.compile(r"\bplt\.|\.plot\(|imshow|fig\b|ax\.")
+    offenders = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "book").glob("*.md")):
+        for m in re.finditer(r"```\{code-cell\}[^\n]*\n(.*?)```", path.read_text(encoding="utf8"), re.S):
+            if draw.search(m.group(1)) and not re.match(r":tags: \[[^\]]*hide-input", m.group(1)):
+                offenders.append(f"{path.name}: {m.group(1)[:60]!r}")
+    assert not offenders, offenders

@@ -273,6 +273,9 @@ _RAW_TEX = [
     (re.compile(r"\$[^$\s][^$\n]{0,200}?\$"), "$...$ inline math"),
     (re.compile(r"\\(?:begin|end)\{"), r"\begin/\end environments"),
     (re.compile(r"\\[A-Za-z]{2,}"), "TeX commands"),
+    # a measurement's name written in ASCII math that was not typeset (diffmath.book.typeset_quantity)
+    (re.compile(r"[A-Za-z0-9)}\]]\^[A-Za-z0-9{(-]"), "ASCII exponents (e^{KT})"),
+    (re.compile(r"[A-Za-z]_\{"), "ASCII subscripts (x_{t})"),
 ]
 
 
@@ -344,6 +347,30 @@ def rendered(tmp_path_factory, server, built_book) -> dict:
     for t in threads:
         t.join()
     return results
+
+
+_CELL = re.compile(r'<div class="cell(?P<tags>[^"]*) docutils container"')
+
+
+def figure_cells(html_text: str) -> list[tuple[str, bool]]:
+    """Each executed cell of a page that shows a figure: (its tags, whether its input sits behind a toggle)."""
+    starts = [m for m in _CELL.finditer(html_text)]
+    out = []
+    for m, nxt in zip(starts, starts[1:] + [None]):
+        segment = html_text[m.start(): nxt.start() if nxt else len(html_text)]
+        if "cell_output" in segment and "<img" in segment.split("cell_output", 1)[1]:
+            folded = "tag_hide-input" in m.group("tags") and bool(re.search(r"<details[^>]*hide[^>]*above-input", segment))
+            out.append((m.group("tags").strip(), folded))
+    return out
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_figure_code_is_folded(built_book, page):
+    """The book reads as mathematics: the code that draws a figure is one click away (a toggle above the figure),
+    still executed (the figure is there)."""
+    cells = figure_cells((built_book["html"] / f"{page}.html").read_text(encoding="utf8"))
+    unfolded = [tags for tags, folded in cells if not folded]
+    assert not unfolded, f"{page}: {len(unfolded)} of {len(cells)} figure cells show their code: {unfolded}"
 
 
 @pytest.mark.browser

@@ -76,3 +76,24 @@ def test_verify_in_parallel_matches_serial(tmp_path, monkeypatch):
     assert strip(a) == strip(b) and not any(c["cached"] for c in b["claims"])
     assert cli.main(["verify", *sel, "--json", str(parallel), "--device", "cpu", "-j", "2"]) == 0
     assert all(c["cached"] for c in json.loads(parallel.read_text())["claims"])
+
+
+def test_bench_prints_tables_and_writes_json(tmp_path, capsys):
+    """`diffmath bench` runs each named sampler on the named law and writes what the library's bench returns."""
+    from diffmath import bench as B
+
+    path = tmp_path / "bench.json"
+    args = ["bench", "diffmath:euler", "heun", "--law", "mixture-2d", "--nfe", "4", "8", "--seeds", "1", "--points", "8",
+            "--json", str(path), "--quiet"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "**diffmath:euler** on mixture-2d" in out and "**diffmath:heun**" in out
+    got = json.loads(path.read_text())
+    want = B.bench(B.named_sampler("diffmath:euler"), B.named_law("mixture-2d"), [4, 8], seeds=1, points=8).to_dict()
+    assert got[0]["rows"][1]["error"] == want["rows"][1]["error"] and [r["nfe"] for r in got[1]["rows"]] == [3, 7]
+
+
+def test_bench_unknown_names_exit_2(capsys):
+    assert cli.main(["bench", "diffmath:nonsense"]) == 2
+    assert cli.main(["bench", "euler", "--law", "nonsense"]) == 2
+    assert "no law" in capsys.readouterr().err
