@@ -149,9 +149,9 @@ _MATHY = re.compile(r"[\^]|_[A-Za-z0-9{]")
 def typeset_quantity(text: str) -> str:
     r"""A measurement's plain-text name with its formulas typeset: each space-separated token written in ASCII math
     (it has a ``^``, a ``\``, or a subscript ``_x``) becomes inline math, with Greek names as symbols and
-    ``*`` as :math:`\cdot` (``delta (e^{KT} - 1)/K`` -> ``delta ($e^{KT}$ - 1)/K``). Tokens with a ``|``, a ``$``
-    or unbalanced braces are left as they are (a table cell escapes its pipes). Leading and trailing punctuation
-    stays outside the formula."""
+    ``*`` as :math:`\cdot` (``delta (e^{KT} - 1)/K`` -> ``delta ($e^{KT}$ - 1)/K``). Tokens with a ``$`` or unbalanced braces are left as
+    they are; a pipe may stay inside (the table cell escapes it, and the table parser drops the escape before the
+    math is read). Leading and trailing punctuation stays outside the formula."""
     out = []
     for token in str(text).split():
         core = token.strip(",;:")
@@ -163,8 +163,7 @@ def typeset_quantity(text: str) -> str:
                 lead, core = lead + o, core[1:]
             while core.endswith(c) and core.count(c) > core.count(o):
                 core, trail = core[:-1], c + trail
-        if (not _MATHY.search(core) or "|" in core or "$" in core or core.count("{") != core.count("}")
-                or core.startswith(("http", "`"))):
+        if not _MATHY.search(core) or "$" in core or core.count("{") != core.count("}") or core.startswith(("http", "`")):
             out.append(token)
             continue
         tex = re.sub(r"(?<![A-Za-z\\])(" + "|".join(_GREEK) + r")(?![A-Za-z])", r"\\\1", core).replace("*", r"\cdot ")

@@ -401,7 +401,7 @@ def test_quantity_names_are_typeset():
     assert typeset_quantity("rel. error vs delta (e^{KT} - 1)/K") == "rel. error vs delta ($e^{KT}$ - 1)/K"
     assert typeset_quantity("d/sigma^2, x_t:") == r"$d/\sigma^2$, $x_t$:"
     assert typeset_quantity("E[(a) h(x_t)] = 0") == "E[(a) $h(x_t)$] = 0"
-    assert typeset_quantity("max |x_t| and a_{b") == "max |x_t| and a_{b"  # a pipe; unbalanced braces
+    assert typeset_quantity("max |x_t| and a_{b") == "max $|x_t|$ and a_{b"  # a pipe stays inside; unbalanced braces
     assert typeset_quantity("plain words only") == "plain words only"
 
 

@@ -8,8 +8,9 @@ alone. Then every page of the table of contents is served from 127.0.0.1
 and opened in headless Chromium (Debian's ``chromium`` and ``chromium-driver``; several browsers side by
 side, :func:`browser_count`). For each page the
 test waits for MathJax, then asserts that math was typeset, that no MathJax error and no raw TeX
-is left in the visible text, and that nothing was loaded from outside the machine; it keeps a
-screenshot in ``test-artifacts/``.
+is left in the visible text, that the measurement tables' quantity names show no untypeset ASCII formula, and
+that nothing was loaded from outside the machine; it keeps a screenshot in ``test-artifacts/``. Every page's
+figure-drawing code must sit behind a toggle (checked on the built HTML).
 
 Without chromium or chromedriver the browser tests are skipped (with the reason); with
 ``DIFFMATH_REQUIRE_BROWSER=1`` (set by ``.ci/run``) they fail instead.
@@ -273,10 +274,26 @@ _RAW_TEX = [
     (re.compile(r"\$[^$\s][^$\n]{0,200}?\$"), "$...$ inline math"),
     (re.compile(r"\\(?:begin|end)\{"), r"\begin/\end environments"),
     (re.compile(r"\\[A-Za-z]{2,}"), "TeX commands"),
-    # a measurement's name written in ASCII math that was not typeset (diffmath.book.typeset_quantity)
-    (re.compile(r"[A-Za-z0-9)}\]]\^[A-Za-z0-9{(-]"), "ASCII exponents (e^{KT})"),
-    (re.compile(r"[A-Za-z]_\{"), "ASCII subscripts (x_{t})"),
 ]
+
+# The measurement tables' quantity names as a reader sees them (typeset math removed): ASCII formulas must have been
+# typeset (diffmath.book.typeset_quantity), not left as e^{KT} or x_{t}.
+_QUANTITY_CELLS = """
+const out = [];
+document.querySelectorAll('table').forEach(t => {
+  const head = t.querySelector('thead th, tr th');
+  if (!head || head.textContent.trim() !== 'quantity') return;
+  t.querySelectorAll('tbody tr').forEach(r => {
+    const cell = r.querySelector('td');
+    if (!cell) return;
+    const clone = cell.cloneNode(true);
+    clone.querySelectorAll('mjx-container, code').forEach(e => e.remove());
+    out.push(clone.textContent);
+  });
+});
+return out;
+"""
+_ASCII_MATH = re.compile(r"[A-Za-z0-9)}\]]\^[A-Za-z0-9{(-]|[A-Za-z]_[A-Za-z0-9{]")
 
 
 def _render(drv, server: str, html: Path, page: str) -> dict:
@@ -293,6 +310,7 @@ def _render(drv, server: str, html: Path, page: str) -> dict:
     drv.set_window_size(1280, 900)
     out["errors"] = [e.text for e in drv.find_elements("css selector", "mjx-merror")]
     out["prose"] = drv.execute_script(_VISIBLE_PROSE)
+    out["quantities"] = drv.execute_script(_QUANTITY_CELLS)
     out["loaded"] = drv.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name)"
         ".concat([...document.scripts].map(s => s.src).filter(Boolean))"
@@ -349,7 +367,7 @@ def rendered(tmp_path_factory, server, built_book) -> dict:
     return results
 
 
-_CELL = re.compile(r'<div class="cell(?P<tags>[^"]*) docutils container"')
+_CELL = re.compile(r'<div class="cell(?P<tags>(?: tag_[^ "]+)*) docutils container"')  # a cell, not its cell_input/cell_output
 
 
 def figure_cells(html_text: str) -> list[tuple[str, bool]]:
@@ -387,6 +405,8 @@ def test_page_math_is_typeset(rendered, server, page):
     for pattern, what in _RAW_TEX:
         hits = sorted({m.group(0) for m in pattern.finditer(seen["prose"])})
         assert not hits, f"{page}: raw TeX left in the text ({what}): {hits[:10]}"
+    untypeset = [q for q in seen["quantities"] if _ASCII_MATH.search(q)]
+    assert not untypeset, f"{page}: measurement names with untypeset formulas: {untypeset[:5]}"
 
     origin = server + "/"
     remote = [u for u in seen["loaded"] if not u.startswith((origin, "data:", "blob:", "about:"))]
