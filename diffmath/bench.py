@@ -374,8 +374,8 @@ def bench(sampler: Sampler, law, budgets: Sequence[int], *, law_name: Optional[s
     steps fits is listed in ``skipped``; a run whose counted NFE exceeds its budget is an error.
 
     ``references``: a dict to keep the exact-flow solutions in, keyed by the start and end levels and the seed, for
-    the budgets and samplers that share them (pass one dict per law; a hit is used only when the start state is
-    identical).
+    the budgets and samplers that share them (pass one dict per law to share them between samplers; a hit is used
+    only when the start state is identical). Without it, the budgets of this call share theirs.
     """
     check_law(law)
     budgets = [count(b, "budget") for b in budgets]
@@ -385,6 +385,7 @@ def bench(sampler: Sampler, law, budgets: Sequence[int], *, law_name: Optional[s
     shape = event_shape(law)
     res = BenchResult(getattr(sampler, "name", type(sampler).__name__), law_name or repr(law), bool(sampler.stochastic), points, seeds)
     mom_cache: dict = {}
+    references = {} if references is None else references
     for b in budgets:
         steps = sampler.steps_for(b)
         if steps is None:

@@ -36,8 +36,8 @@ from diffmath.diffusers_bench import DiffusersSampler
 # %%
 # knobs
 LAW = "mixture-2d"          # mixture-2d, mixture-16d, lowrank-16d, image-8x8, empirical-2d
-BUDGETS = [6, 12, 24, 48]
-SEEDS, POINTS = 2, 64
+BUDGETS = [8, 16, 32]
+SEEDS, POINTS = 2, 24
 
 law = bench.named_law(LAW)
 
