@@ -38,6 +38,7 @@ from typing import Callable, Optional, Protocol, Sequence
 
 import torch
 
+from diffmath import sampler_table
 from diffmath._validation import as_tensor, count
 from diffmath.denoisers import EXACT_LAWS, CountingDenoiser
 from diffmath.empirical import EmpiricalLaw
@@ -45,7 +46,6 @@ from diffmath.flows import solve_pf_ode
 from diffmath.images import GaussianImage, ImageMixture
 from diffmath.mixture import GaussianMixture
 from diffmath.schedules import edm_rho_grid
-from diffmath.wasserstein import bures_w2
 
 LAWS = EXACT_LAWS
 #: the level the reference flow is solved to before the exact denoiser takes it to sigma = 0: the flow moves by
@@ -242,26 +242,18 @@ def moments(law, sigma: float) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def frechet_distance(samples: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> float:
-    """The Fréchet distance (W2 of the Gaussian fits) between ``samples`` (n, ...) and N(mean, cov); FID is its square
-    on network features."""
-    s = samples.reshape(samples.shape[0], -1)
-    c = torch.cov(s.T).reshape(s.shape[1], s.shape[1])
-    return bures_w2(s.mean(0), c, mean, cov).item()
+    """:func:`diffmath.sampler_table.frechet_distance` (W2 of the Gaussian fit of the samples and N(mean, cov); FID is
+    its square on network features) for samples of any shape (n, ...), flattened."""
+    return sampler_table.frechet_distance(samples.reshape(samples.shape[0], -1), mean, cov)
 
 
 def interval(values: Sequence[float]) -> dict:
-    """Mean and half-width of the two-sided 95% Student-t interval of ``values`` (``half`` is NaN for one value)."""
-    from scipy import stats
-
+    """:func:`diffmath.sampler_table.interval` (mean and half-width of the 95% Student-t interval), which needs two
+    values; for one value the half-width is NaN."""
     v = [float(a) for a in values]
-    n = len(v)
-    if n == 0:
+    if not v:
         raise ValueError("need at least one value")
-    mean = sum(v) / n
-    if n == 1:
-        return {"mean": mean, "half": float("nan"), "n": 1}
-    sd = math.sqrt(sum((a - mean) ** 2 for a in v) / (n - 1))
-    return {"mean": mean, "half": float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n), "n": n}
+    return sampler_table.interval(v) if len(v) > 1 else {"mean": v[0], "half": float("nan"), "values": v}
 
 
 def fit_order(nfe: Sequence[float], error: Sequence[float]) -> float:

@@ -154,6 +154,8 @@ def test_fit_order_and_interval():
     iv = B.interval([1.0, 2.0, 4.0])
     sd = math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2)
     assert iv["mean"] == pytest.approx(7 / 3) and iv["half"] == pytest.approx(4.302652729749464 * sd / math.sqrt(3), rel=1e-9)
+    one = B.interval([2.5])
+    assert one["mean"] == 2.5 and math.isnan(one["half"])
     with pytest.raises(ValueError):
         B.fit_order([4, 4], [1.0, 2.0])
 

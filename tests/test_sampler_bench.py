@@ -68,7 +68,7 @@ def test_the_last_step_decides_the_order(stored):
     c sigma_last^2 predicts their error at the largest budget (mixture: all five; low-rank: all but 2S); with
     Karras sigmas the error stops at the floor; LMS ends far below it."""
     c = {law: stored["final_jump"][law] / SB.SD_SIGMA_MIN**2 for law in stored["laws"]}
-    assert c["lowrank-16d"] < c["mixture-2d"] / 5  # "ten times smaller"
+    assert 0.05 < c["lowrank-16d"] / c["mixture-2d"] < 0.15  # "ten times smaller"
     mix = stored["laws"]["mixture-2d"]
     assert all(mix[n]["order_last"] < 1.2 for n in TERMINAL) and mix["diffmath:dpmpp_2m"]["order_last"] > 1.8
     for law, names in (("mixture-2d", TERMINAL), ("lowrank-16d", [n for n in TERMINAL if n != "diffusers:dpm++2s"])):
@@ -78,8 +78,9 @@ def test_the_last_step_decides_the_order(stored):
             ratio = last["error"] / (c[law] * last["sigma_last"] ** 2)
             assert 0.7 < ratio < 1.35, (law, n, ratio)
     low = stored["laws"]["lowrank-16d"]
-    dpmpp = [n for n in TERMINAL if n != "diffusers:unipc"]
-    assert all(1.25 < low[n]["order_last"] < 3.0 for n in dpmpp) and low["diffusers:unipc"]["order_last"] < 1.2
+    dpmpp = [low[n]["order_last"] for n in TERMINAL if n != "diffusers:unipc"]
+    assert (round(min(dpmpp), 1), round(max(dpmpp), 1)) == (1.3, 2.9)  # "between 1.3 and 2.9"
+    assert round(low["diffusers:unipc"]["order_last"], 1) == 1.0
     karras = _rows(stored, "mixture-2d", "diffusers:dpm++2m-karras")
     assert karras[-1]["error"] >= karras[-2]["error"] and 0.7 < karras[-1]["error"] / stored["final_jump"]["mixture-2d"] < 1.3
     for law in stored["laws"]:
@@ -89,7 +90,8 @@ def test_the_last_step_decides_the_order(stored):
 
 def test_flips_nfe_accounting_and_levels(stored):
     ddim = _rows(stored, "lowrank-16d", "diffusers:ddim")
-    assert ddim[-1]["flips"] >= 1 and max(ddim[-1]["errors"]) > 5 * min(ddim[-1]["errors"])
+    errs = sorted(ddim[-1]["errors"])
+    assert 1 <= ddim[-1]["flips"] <= 3 and round(errs[-1], 2) == 0.14 and errs[-2] < 0.01  # "0.14 ... below 0.01"
     assert ddim[-1]["error"] > 0.8 * ddim[-2]["error"]  # stalled
     assert 1 <= _rows(stored, "lowrank-16d", "diffmath:euler")[-1]["flips"] <= 3
     pndm = stored["laws"]["mixture-2d"]["diffusers:pndm"]
