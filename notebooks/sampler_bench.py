@@ -22,7 +22,8 @@
 #
 # Change the **knobs** and re-run. To bench your own sampler, wrap it: `bench.KSampler(fn)` for a function
 # `fn(model, x, sigmas, **kw)` (k-diffusion's convention), `bench.step_sampler(step, name=...)` for one update
-# `step(model, x, sigma, sigma_next)`, `DiffusersSampler(scheduler)` for a diffusers scheduler.
+# `step(model, x, sigma, sigma_next)`, `diffmath.diffusers_bench.DiffusersSampler(scheduler)` for a diffusers
+# scheduler (`pip install "diffmath[bench]"`).
 
 # %%
 # %matplotlib inline
@@ -31,7 +32,6 @@ import torch
 
 from diffmath import bench
 from diffmath import samplers as S
-from diffmath.diffusers_bench import DiffusersSampler
 
 # %%
 # knobs
@@ -62,7 +62,7 @@ mine = bench.step_sampler(midpoint, name="my midpoint", evaluations=2)
 results = {
     "my midpoint": bench.bench(mine, law, BUDGETS, law_name=LAW, seeds=SEEDS, points=POINTS),
     "diffmath euler": bench.bench(bench.KSampler(S.sample_euler), law, BUDGETS, law_name=LAW, seeds=SEEDS, points=POINTS),
-    "diffusers dpm++2m": bench.bench(DiffusersSampler("dpm++2m"), law, BUDGETS, law_name=LAW, seeds=SEEDS, points=POINTS),
+    "diffmath dpm++(2m)": bench.bench(bench.KSampler(S.sample_dpmpp_2m), law, BUDGETS, law_name=LAW, seeds=SEEDS, points=POINTS),
 }
 for r in results.values():
     print(r.table())

