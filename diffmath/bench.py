@@ -40,14 +40,13 @@ import torch
 
 from diffmath import sampler_table
 from diffmath._validation import as_tensor, count
-from diffmath.denoisers import EXACT_LAWS, CountingDenoiser
+from diffmath.denoisers import _check_law, edm_denoiser
 from diffmath.empirical import EmpiricalLaw
 from diffmath.flows import solve_pf_ode
 from diffmath.images import GaussianImage, ImageMixture
 from diffmath.mixture import GaussianMixture
 from diffmath.schedules import edm_rho_grid
 
-LAWS = EXACT_LAWS
 #: the level the reference flow is solved to before the exact denoiser takes it to sigma = 0: the flow moves by
 #: O(sigma^2) below it, so the reference's error from stopping there is about 1e-12 relative on unit-scale laws
 REFERENCE_FLOOR = 1e-6
@@ -90,16 +89,9 @@ class Sampler(Protocol):
     def run(self, law, z: torch.Tensor, steps: int, generator: torch.Generator) -> Trajectory: ...
 
 
-def exact_denoiser(law) -> CountingDenoiser:
-    r"""The law's exact EDM denoiser :math:`D(x,\sigma) = \mathbb E[x_0\mid x_0+\sigma\varepsilon=x]`, counting its calls;
-    ``sigma`` a number or a (batch,) tensor. Works for every law of :data:`LAWS`."""
-    check_law(law)
-    return CountingDenoiser(lambda x, sigma: law.denoise(x, 1.0, sigma))
-
-
 def check_law(law) -> None:
-    if not isinstance(law, LAWS):
-        raise ValueError(f"law must be one of {', '.join(c.__name__ for c in LAWS)}, got {type(law).__name__}")
+    """ValueError unless ``law`` is an exact law of the library (:func:`diffmath.denoisers.edm_denoiser`'s check)."""
+    _check_law(law)
 
 
 def event_shape(law) -> tuple:
@@ -150,7 +142,7 @@ class KSampler:
 
     def run(self, law, z, steps, generator) -> Trajectory:
         sigmas = torch.as_tensor(self.grid(steps), dtype=torch.float64)
-        D = exact_denoiser(law)
+        D = edm_denoiser(law)
         s0 = float(sigmas[0])
         x = z * (s0 if self.init == "sigma" else math.sqrt(1 + s0 * s0))
         state = torch.random.get_rng_state()

@@ -40,7 +40,9 @@ from typing import Optional
 import torch
 
 from diffmath._validation import count
-from diffmath.bench import Trajectory, exact_denoiser
+from diffmath import parametrisation
+from diffmath.bench import Trajectory
+from diffmath.denoisers import edm_denoiser
 
 #: Stable Diffusion's discrete schedule, shared by every scheduler of the table
 COMMON_CONFIG = {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "num_train_timesteps": 1000, "clip_sample": False}
@@ -97,20 +99,21 @@ def scheduler_class(cls):
     return cls
 
 
+#: diffusers' prediction_type -> the kind of diffmath.parametrisation
+_KINDS = {"epsilon": "eps", "sample": "x0", "v_prediction": "v"}
+
+
 def prediction(kind: str, D: torch.Tensor, x_in: torch.Tensor, sigma: float) -> torch.Tensor:
-    r"""The exact model output of ``kind`` (``epsilon``, ``sample``, ``v_prediction``) at the VP input ``x_in`` of EDM
-    level ``sigma`` (> 0), from the exact denoised ``D`` (see the module docstring)."""
+    r"""The exact model output of diffusers' ``prediction_type`` ``kind`` (``epsilon``, ``sample``, ``v_prediction``)
+    at the VP input ``x_in`` of EDM level ``sigma`` (> 0), from the exact denoised ``D``: the conversion of
+    :func:`diffmath.parametrisation.convert` at :math:`\alpha = 1/\sqrt{1+\sigma^2}`, :math:`\sigma_t = \alpha\sigma`
+    (the module docstring's formulas)."""
+    if kind not in _KINDS:
+        raise ValueError(f"prediction_type {kind!r} is not supported ({', '.join(_KINDS)})")
     if not sigma > 0:
         raise ValueError(f"the model is called at sigma = {sigma!r}; it needs sigma > 0")
     alpha = 1.0 / math.sqrt(1.0 + sigma * sigma)
-    if kind == "sample":
-        return D
-    eps = (x_in / alpha - D) / sigma
-    if kind == "epsilon":
-        return eps
-    if kind == "v_prediction":
-        return alpha * eps - alpha * sigma * D
-    raise ValueError(f"prediction_type {kind!r} is not supported (epsilon, sample, v_prediction)")
+    return parametrisation.convert(D, "x0", _KINDS[kind], x=x_in, alpha=alpha, sigma=alpha * sigma)
 
 
 class DiffusersSampler:
@@ -207,7 +210,7 @@ class DiffusersSampler:
         pred = sched.config.get("prediction_type", "epsilon")
         step_args = set(inspect.signature(sched.step).parameters)
         kw = {"generator": torch.Generator().manual_seed(seed)} if "generator" in step_args else {}
-        D = exact_denoiser(law)
+        D = edm_denoiser(law)
         x = z * float(sched.init_noise_sigma)
         x_start = None
         for i, t in enumerate(sched.timesteps):

@@ -46,7 +46,7 @@ def test_installed_wheel_works_outside_the_repository(wheel, tmp_path):
         f"assert pathlib.Path(diffmath.__file__).is_relative_to({str(site)!r}), diffmath.__file__\n"
         "from diffmath import bench as B, samplers as S, experiments as E\n"
         "import torch\n"
-        "x = S.sample_euler(B.exact_denoiser(B.named_law('mixture-2d')), 80 * torch.ones(3, 2, dtype=torch.float64), B.karras_sigmas(4))\n"
+        "x = S.sample_euler(__import__('diffmath.denoisers').denoisers.edm_denoiser(B.named_law('mixture-2d')), 80 * torch.ones(3, 2, dtype=torch.float64), B.karras_sigmas(4))\n"
         "assert x.shape == (3, 2) and bool(torch.isfinite(x).all())\n"
         "assert E.stored_state('sampler-table') == 'current', E.stored_state('sampler-table')\n"
         "assert E.is_cached('sampler-table')\n"
